@@ -1,0 +1,214 @@
+//! Errors of regions and of attaching to them.
+//!
+//! Ring operations have their own small error enums ([`crate::spsc::SendError`],
+//! [`crate::spsc::RecvError`]) so that the hot path never builds this one.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::layout::Layout;
+
+/// Everything that can go wrong creating, opening or attaching to a region.
+///
+/// Variants carry enough context for the message to say what happened; match
+/// on the variant to decide what to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The named object or file does not exist.
+    NotFound {
+        /// The name or path looked for.
+        name: String,
+    },
+    /// The OS refused access to the object.
+    PermissionDenied {
+        /// The name or path.
+        name: String,
+    },
+    /// Create-exclusive found an object of that name already.
+    AlreadyExists {
+        /// The name or path.
+        name: String,
+    },
+    /// The memory does not start with this library's magic number.
+    NotOurs {
+        /// The first eight bytes found.
+        found_magic: u64,
+    },
+    /// The region was written by an incompatible version of the format.
+    VersionMismatch {
+        /// Version in the region.
+        found: u32,
+        /// Version this build speaks.
+        expected: u32,
+    },
+    /// The region's layout is not the one the caller expects.
+    LayoutMismatch {
+        /// What the caller asked for.
+        expected: Layout,
+        /// What the region's header says.
+        found: Layout,
+    },
+    /// The header's layout is self-contradictory or out of range.
+    InvalidLayout {
+        /// Which rule the layout breaks.
+        reason: String,
+    },
+    /// The mapping is smaller than its header claims.
+    Truncated {
+        /// Size the header (or the format's minimum) requires.
+        expected: u64,
+        /// Size actually there.
+        actual: u64,
+    },
+    /// The creator did not publish the header in time.
+    InitTimeout {
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// A shared-memory name breaks the naming rules.
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A size that is zero, too large or overflows.
+    InvalidSize {
+        /// The requested size.
+        requested: u64,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+    /// An OS resource limit stopped the call.
+    ResourceLimit {
+        /// The call that failed.
+        call: &'static str,
+        /// The limit's name, e.g. `RLIMIT_MEMLOCK`.
+        limit: &'static str,
+        /// The limit's current (soft) value in bytes, if it could be read.
+        current: Option<u64>,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Huge pages were required and could not be had.
+    HugePagesUnavailable {
+        /// What the OS said, or why the backing cannot have them.
+        reason: String,
+    },
+    /// A file descriptor handed to us is not sealed against resizing, so a
+    /// peer could truncate it under us (SIGBUS).
+    NotSealed,
+    /// The ring role (producer or consumer) is held by a live process.
+    AlreadyAttached {
+        /// `"producer"` or `"consumer"`.
+        role: &'static str,
+        /// The holder's pid.
+        pid: u32,
+    },
+    /// An offset and length fall outside the region's data area.
+    OutOfBounds {
+        /// Requested offset.
+        offset: u64,
+        /// Requested length.
+        len: u64,
+        /// Bytes in the data area.
+        size: u64,
+    },
+    /// An OS call failed.
+    Os {
+        /// The call that failed.
+        call: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(call: &'static str, errno: nix::errno::Errno) -> Self {
+        Error::Os {
+            call,
+            source: io::Error::from_raw_os_error(errno as i32),
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound { name } => write!(f, "shared region {name:?} not found"),
+            Error::PermissionDenied { name } => {
+                write!(f, "permission denied opening shared region {name:?}")
+            }
+            Error::AlreadyExists { name } => write!(f, "shared region {name:?} already exists"),
+            Error::NotOurs { found_magic } => write!(
+                f,
+                "not a region of this library (magic {found_magic:#018x}, expected {:#018x})",
+                crate::layout::MAGIC
+            ),
+            Error::VersionMismatch { found, expected } => write!(
+                f,
+                "region format version {found} is not supported (this build speaks {expected})"
+            ),
+            Error::LayoutMismatch { expected, found } => {
+                write!(f, "layout mismatch: expected {expected}, region has {found}")
+            }
+            Error::InvalidLayout { reason } => write!(f, "invalid region layout: {reason}"),
+            Error::Truncated { expected, actual } => write!(
+                f,
+                "region truncated: needs {expected} bytes but only {actual} are mapped"
+            ),
+            Error::InitTimeout { waited } => write!(
+                f,
+                "region not initialised after waiting {waited:?}: its creator may have died before publishing the header"
+            ),
+            Error::InvalidName { name, reason } => {
+                write!(f, "invalid shared-memory name {name:?}: {reason}")
+            }
+            Error::InvalidSize { requested, reason } => {
+                write!(f, "invalid region size {requested}: {reason}")
+            }
+            Error::ResourceLimit {
+                call,
+                limit,
+                current,
+                source,
+            } => {
+                write!(f, "{call} failed ({source}): limited by {limit}")?;
+                match current {
+                    Some(v) if *v == libc::RLIM_INFINITY => write!(f, " (currently unlimited)"),
+                    Some(v) => write!(f, " (currently {v} bytes)"),
+                    None => Ok(()),
+                }
+            }
+            Error::HugePagesUnavailable { reason } => {
+                write!(f, "huge pages required but unavailable: {reason}")
+            }
+            Error::NotSealed => write!(
+                f,
+                "file descriptor is not sealed against shrinking (F_SEAL_SHRINK); a peer could truncate it"
+            ),
+            Error::AlreadyAttached { role, pid } => {
+                write!(f, "ring {role} already attached by live process {pid}")
+            }
+            Error::OutOfBounds { offset, len, size } => write!(
+                f,
+                "{len} bytes at offset {offset} fall outside the {size}-byte data area"
+            ),
+            Error::Os { call, source } => write!(f, "{call} failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::ResourceLimit { source, .. } | Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,897 @@
+//! Shared memory regions: one `MAP_SHARED` mapping with a validated header.
+//!
+//! A [`Region`] is made by [`RegionOptions`] over one of four backings:
+//!
+//! | backing | create | attach from another process |
+//! |---|---|---|
+//! | anonymous | [`RegionOptions::create_anonymous`] | inherited across `fork` |
+//! | memfd | [`RegionOptions::create_memfd`] (sealed) | [`Region::send_fd`] + [`RegionOptions::receive_fd`], or [`RegionOptions::open_fd`] on an inherited fd |
+//! | POSIX shm | [`RegionOptions::create_shm`], [`RegionOptions::open_or_create_shm`] | [`RegionOptions::open_shm`] |
+//! | file | [`RegionOptions::create_file`] | [`RegionOptions::open_file`] |
+//!
+//! ```
+//! use ipc_core::{RegionOptions, Error};
+//!
+//! let name = format!("/ipc-core-doc-{}", std::process::id());
+//! let created = RegionOptions::new().size(4096).create_shm(&name)?;
+//! created.write_at(0, b"hello")?;
+//!
+//! let opened = RegionOptions::new().open_shm(&name)?;
+//! let mut buf = [0u8; 5];
+//! opened.read_at(0, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//!
+//! // Names are created exclusively by default.
+//! assert!(matches!(
+//!     RegionOptions::new().size(4096).create_shm(&name),
+//!     Err(Error::AlreadyExists { .. })
+//! ));
+//! drop(opened);
+//! drop(created); // the creator unlinks the name
+//! assert!(matches!(RegionOptions::new().open_shm(&name), Err(Error::NotFound { .. })));
+//! # Ok::<(), ipc_core::Error>(())
+//! ```
+
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+use crate::layout::{Header, Kind, Layout, Probe, HEADER_SIZE};
+use crate::sync::AtomicU64;
+use crate::sys::{self, MapFlagsWanted, OpenHow};
+
+/// Longest POSIX shm name accepted, leading `/` included (Linux `NAME_MAX`).
+pub const MAX_SHM_NAME: usize = 255;
+
+/// Default for how long an opener waits for the creator to publish the header.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether to back the region with huge pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HugePages {
+    /// Normal pages.
+    #[default]
+    Off,
+    /// Ask for transparent huge pages (`MADV_HUGEPAGE`); never fails.
+    BestEffort,
+    /// Use `MAP_HUGETLB` / `MFD_HUGETLB` pages (anonymous and memfd regions
+    /// only); fail with [`Error::HugePagesUnavailable`] if there are none.
+    /// The size is rounded up to 2 MiB.
+    Required,
+}
+
+/// Which kind of memory backs a region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backing {
+    /// `MAP_SHARED | MAP_ANONYMOUS`: shared with children made by `fork`.
+    Anonymous,
+    /// A sealed memfd, made here or received.
+    Memfd,
+    /// A POSIX shared-memory object of this name.
+    Shm(String),
+    /// A file at this path.
+    File(PathBuf),
+}
+
+/// Options for creating or opening a [`Region`].
+///
+/// Defaults: mode `0600`, no prefaulting, no `mlock`, normal pages, included
+/// in core dumps, not zeroed on drop, named objects removed by their creator
+/// on drop, openers wait [`DEFAULT_INIT_TIMEOUT`] for the header, received
+/// fds must be sealed.
+#[derive(Clone, Debug)]
+pub struct RegionOptions {
+    layout: Option<Layout>,
+    type_tag: Option<u64>,
+    mode: u32,
+    populate: bool,
+    lock: bool,
+    huge_pages: HugePages,
+    dont_dump: bool,
+    zero_on_drop: bool,
+    persist: bool,
+    init_timeout: Duration,
+    require_seals: bool,
+}
+
+impl Default for RegionOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RegionOptions {
+    /// The defaults listed on the type.
+    pub fn new() -> Self {
+        RegionOptions {
+            layout: None,
+            type_tag: None,
+            mode: 0o600,
+            populate: false,
+            lock: false,
+            huge_pages: HugePages::Off,
+            dont_dump: false,
+            zero_on_drop: false,
+            persist: false,
+            init_timeout: DEFAULT_INIT_TIMEOUT,
+            require_seals: true,
+        }
+    }
+
+    /// A raw region with at least `bytes` usable bytes after the header,
+    /// rounded up to the page size. When opening, the region must have at
+    /// least this many.
+    pub fn size(mut self, bytes: u64) -> Self {
+        self.layout = Some(Layout::raw(bytes));
+        self
+    }
+
+    /// The layout to create (e.g. [`crate::spsc::layout`]); when opening,
+    /// the layout the region must satisfy ([`Layout::satisfies`]).
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = Some(layout);
+        self
+    }
+
+    /// The message-type tag to record (when creating) or require (when
+    /// opening); see [`crate::type_tag_of`].
+    pub fn type_tag(mut self, tag: u64) -> Self {
+        self.type_tag = Some(tag);
+        self
+    }
+
+    /// Permission bits for named objects and files, applied exactly,
+    /// whatever the umask. Default `0o600`.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o7777;
+        self
+    }
+
+    /// Prefault the pages (`MAP_POPULATE`).
+    pub fn populate(mut self, yes: bool) -> Self {
+        self.populate = yes;
+        self
+    }
+
+    /// Keep the pages resident (`mlock`); fails with
+    /// [`Error::ResourceLimit`] naming `RLIMIT_MEMLOCK` when over the limit.
+    pub fn lock(mut self, yes: bool) -> Self {
+        self.lock = yes;
+        self
+    }
+
+    /// Huge pages; see [`HugePages`].
+    pub fn huge_pages(mut self, mode: HugePages) -> Self {
+        self.huge_pages = mode;
+        self
+    }
+
+    /// Leave the region out of core dumps (`MADV_DONTDUMP`).
+    pub fn dont_dump(mut self, yes: bool) -> Self {
+        self.dont_dump = yes;
+        self
+    }
+
+    /// Zero the whole region before its creating process unmaps it.
+    pub fn zero_on_drop(mut self, yes: bool) -> Self {
+        self.zero_on_drop = yes;
+        self
+    }
+
+    /// Keep a named shm object after its creator drops the region.
+    pub fn persist(mut self, yes: bool) -> Self {
+        self.persist = yes;
+        self
+    }
+
+    /// How long an opener waits for the creator to publish the header.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// Whether [`open_fd`](Self::open_fd) and [`receive_fd`](Self::receive_fd)
+    /// insist on `F_SEAL_SHRINK` (default `true`). Turn it off only for fds
+    /// of files whose size nobody else can change.
+    pub fn require_seals(mut self, yes: bool) -> Self {
+        self.require_seals = yes;
+        self
+    }
+
+    /// Creates an anonymous shared region, inherited by children after `fork`.
+    ///
+    /// ```
+    /// let region = ipc_core::RegionOptions::new().size(1 << 16).create_anonymous()?;
+    /// assert!(region.data_len() >= 1 << 16);
+    /// # Ok::<(), ipc_core::Error>(())
+    /// ```
+    pub fn create_anonymous(&self) -> Result<Region> {
+        let layout = self.creation_layout()?;
+        let hugetlb = self.huge_pages == HugePages::Required;
+        let ptr = sys::map_anonymous(layout.total_size, self.map_flags(hugetlb))
+            .map_err(|e| self.map_error(e, hugetlb))?;
+        let region = Region::new(ptr, layout, Backing::Anonymous, None, true, None, self);
+        region.initialise(self)
+    }
+
+    /// Creates a sealed memfd region (`name` is only a label shown in
+    /// `/proc/PID/fd`). Hand it to another process with [`Region::send_fd`].
+    pub fn create_memfd(&self, name: &str) -> Result<Region> {
+        let layout = self.creation_layout()?;
+        let label = CString::new(name).map_err(|_| Error::InvalidName {
+            name: name.into(),
+            reason: "contains a NUL byte",
+        })?;
+        if label.as_bytes().len() > 249 {
+            return Err(Error::InvalidName {
+                name: name.into(),
+                reason: "memfd names are limited to 249 bytes",
+            });
+        }
+        let hugetlb = self.huge_pages == HugePages::Required;
+        let fd = sys::memfd_create(&label, hugetlb).map_err(|e| match e {
+            Errno::EINVAL if hugetlb => Error::HugePagesUnavailable {
+                reason: "the kernel refused MFD_HUGETLB".into(),
+            },
+            Errno::EMFILE | Errno::ENFILE => resource_limit("memfd_create", "RLIMIT_NOFILE", e),
+            e => Error::os("memfd_create", e),
+        })?;
+        sys::set_len(fd.as_fd(), layout.total_size).map_err(|e| match e {
+            Errno::ENOMEM | Errno::EINVAL if hugetlb => Error::HugePagesUnavailable {
+                reason: format!("sizing a hugetlb memfd failed: {e}"),
+            },
+            e => Error::os("ftruncate", e),
+        })?;
+        sys::seal_size(fd.as_fd()).map_err(|e| Error::os("fcntl(F_ADD_SEALS)", e))?;
+        let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
+            .map_err(|e| self.map_error(e, hugetlb))?;
+        let region = Region::new(ptr, layout, Backing::Memfd, Some(fd), true, None, self);
+        region.initialise(self)
+    }
+
+    /// Creates the POSIX shm object `name` (`/name`); fails with
+    /// [`Error::AlreadyExists`] if it exists. The creator removes the name
+    /// when it drops the region, unless [`persist`](Self::persist) is set.
+    pub fn create_shm(&self, name: &str) -> Result<Region> {
+        let layout = self.creation_layout()?;
+        self.refuse_hugetlb("shm")?;
+        let cname = shm_name(name)?;
+        let fd = sys::shm_open(&cname, OpenHow::CreateExclusive, self.mode)
+            .map_err(|e| open_error("shm_open", name, e))?;
+        let unlink = (!self.persist).then(|| Unlink::Shm(cname.clone()));
+        // From here on a failure must not leave the name behind.
+        let cleanup = NameGuard(Some(Unlink::Shm(cname)));
+        let region = self.create_on_fd(fd, layout, Backing::Shm(name.into()), unlink)?;
+        cleanup.disarm();
+        Ok(region)
+    }
+
+    /// Opens the POSIX shm object `name`, waiting up to the init timeout for
+    /// its creator to publish the header, and validates it.
+    pub fn open_shm(&self, name: &str) -> Result<Region> {
+        let cname = shm_name(name)?;
+        let fd = sys::shm_open(&cname, OpenHow::Existing, 0)
+            .map_err(|e| open_error("shm_open", name, e))?;
+        self.attach_fd(fd, Backing::Shm(name.into()))
+    }
+
+    /// Opens `name` if it exists, else creates it. Whoever created it is its
+    /// owner and removes it on drop.
+    pub fn open_or_create_shm(&self, name: &str) -> Result<Region> {
+        loop {
+            match self.create_shm(name) {
+                Err(Error::AlreadyExists { .. }) => {}
+                other => return other,
+            }
+            match self.open_shm(name) {
+                // Removed between our two calls: try creating again.
+                Err(Error::NotFound { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Creates a region in a new file at `path` (exclusively, never following
+    /// a symbolic link). The file stays after the region is dropped.
+    pub fn create_file(&self, path: impl AsRef<Path>) -> Result<Region> {
+        let path = path.as_ref();
+        let layout = self.creation_layout()?;
+        self.refuse_hugetlb("file")?;
+        let fd = sys::open_file(path, OpenHow::CreateExclusive, self.mode)
+            .map_err(|e| open_error("open", &path.display().to_string(), e))?;
+        let cleanup = NameGuard(Some(Unlink::File(path.to_path_buf())));
+        let region = self.create_on_fd(fd, layout, Backing::File(path.to_path_buf()), None)?;
+        cleanup.disarm();
+        Ok(region)
+    }
+
+    /// Opens the region in the file at `path` (never following a symbolic
+    /// link), checking its size before mapping it.
+    pub fn open_file(&self, path: impl AsRef<Path>) -> Result<Region> {
+        let path = path.as_ref();
+        let fd = sys::open_file(path, OpenHow::Existing, 0)
+            .map_err(|e| open_error("open", &path.display().to_string(), e))?;
+        self.attach_fd(fd, Backing::File(path.to_path_buf()))
+    }
+
+    /// Attaches to a region behind an fd this process inherited or received,
+    /// e.g. `unsafe { OwnedFd::from_raw_fd(3) }`. Unless
+    /// [`require_seals`](Self::require_seals) is off, the fd must be sealed
+    /// against shrinking.
+    pub fn open_fd(&self, fd: OwnedFd) -> Result<Region> {
+        if self.require_seals
+            && !sys::is_sealed_against_shrink(fd.as_fd())
+                .map_err(|e| Error::os("fcntl(F_GET_SEALS)", e))?
+        {
+            return Err(Error::NotSealed);
+        }
+        self.attach_fd(fd, Backing::Memfd)
+    }
+
+    /// Receives a region's fd sent with [`Region::send_fd`] over `socket`
+    /// and attaches to it as [`open_fd`](Self::open_fd) does.
+    pub fn receive_fd(&self, socket: &UnixStream) -> Result<Region> {
+        let fd = sys::recv_fd(socket.as_fd()).map_err(|e| match e {
+            Errno::ENODATA => Error::Os {
+                call: "recvmsg",
+                source: io::Error::new(io::ErrorKind::InvalidData, "message carried no fd"),
+            },
+            e => Error::os("recvmsg", e),
+        })?;
+        self.open_fd(fd)
+    }
+
+    fn map_flags(&self, hugetlb: bool) -> MapFlagsWanted {
+        MapFlagsWanted {
+            populate: self.populate,
+            hugetlb,
+        }
+    }
+
+    fn map_error(&self, e: Errno, hugetlb: bool) -> Error {
+        match e {
+            Errno::ENOMEM | Errno::EINVAL if hugetlb => Error::HugePagesUnavailable {
+                reason: format!(
+                    "mmap with MAP_HUGETLB failed ({e}); see /proc/sys/vm/nr_hugepages"
+                ),
+            },
+            Errno::EAGAIN if self.populate || self.lock => {
+                resource_limit("mmap", "RLIMIT_MEMLOCK", e)
+            }
+            e => Error::os("mmap", e),
+        }
+    }
+
+    fn refuse_hugetlb(&self, backing: &str) -> Result<()> {
+        if self.huge_pages == HugePages::Required {
+            return Err(Error::HugePagesUnavailable {
+                reason: format!(
+                    "{backing} regions cannot use hugetlb pages; use an anonymous or memfd region"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The layout to create: sizes checked, rounded up to whole pages.
+    fn creation_layout(&self) -> Result<Layout> {
+        let mut layout = self.layout.ok_or(Error::InvalidSize {
+            requested: 0,
+            reason: "no size or layout given",
+        })?;
+        if let Some(tag) = self.type_tag {
+            layout.type_tag = tag;
+        }
+        if layout.kind == Kind::Raw && layout.data_size == 0 {
+            return Err(Error::InvalidSize {
+                requested: 0,
+                reason: "a region must have at least one byte",
+            });
+        }
+        let granule = if self.huge_pages == HugePages::Required {
+            sys::HUGE_PAGE_SIZE
+        } else {
+            sys::page_size()
+        };
+        let total = layout
+            .data_offset
+            .checked_add(layout.data_size)
+            .and_then(|end| end.checked_next_multiple_of(granule))
+            .filter(|&total| total <= isize::MAX as u64 && total <= i64::MAX as u64)
+            .ok_or(Error::InvalidSize {
+                requested: layout.data_size,
+                reason: "too large for this machine",
+            })?;
+        layout.total_size = total;
+        if layout.kind == Kind::Raw {
+            layout.data_size = total - layout.data_offset;
+        }
+        layout.validate(total)?;
+        Ok(layout)
+    }
+
+    fn create_on_fd(
+        &self,
+        fd: OwnedFd,
+        layout: Layout,
+        backing: Backing,
+        unlink: Option<Unlink>,
+    ) -> Result<Region> {
+        // The mode the caller asked for, whatever the umask took away.
+        sys::set_mode(fd.as_fd(), self.mode).map_err(|e| Error::os("fchmod", e))?;
+        sys::set_len(fd.as_fd(), layout.total_size).map_err(|e| match e {
+            Errno::EFBIG | Errno::ENOSPC => Error::ResourceLimit {
+                call: "ftruncate",
+                limit: "free space of the backing file system",
+                current: None,
+                source: io::Error::from_raw_os_error(e as i32),
+            },
+            e => Error::os("ftruncate", e),
+        })?;
+        let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
+            .map_err(|e| self.map_error(e, false))?;
+        let region = Region::new(ptr, layout, backing, Some(fd), true, unlink, self);
+        region.initialise(self)
+    }
+
+    fn attach_fd(&self, fd: OwnedFd, backing: Backing) -> Result<Region> {
+        let started = Instant::now();
+        let name = backing_name(&backing);
+        // A creator sizes its object in one `ftruncate` from 0; wait for that.
+        let size = loop {
+            let (size, regular) = sys::fd_size(fd.as_fd()).map_err(|e| Error::os("fstat", e))?;
+            if !regular {
+                return Err(Error::InvalidLayout {
+                    reason: format!("{name} is not a regular file or memory object"),
+                });
+            }
+            if size >= HEADER_SIZE {
+                break size;
+            }
+            if size > 0 {
+                return Err(Error::Truncated {
+                    expected: HEADER_SIZE,
+                    actual: size,
+                });
+            }
+            if started.elapsed() >= self.init_timeout {
+                return Err(Error::InitTimeout {
+                    waited: started.elapsed(),
+                });
+            }
+            pause(started);
+        };
+        if size > isize::MAX as u64 {
+            return Err(Error::InvalidSize {
+                requested: size,
+                reason: "too large to map",
+            });
+        }
+        let ptr = sys::map_fd(fd.as_fd(), size, self.map_flags(false))
+            .map_err(|e| self.map_error(e, false))?;
+        // Provisional layout until the header is read; `Region` unmaps on error.
+        let mut region = Region::new(ptr, Layout::raw(0), backing, Some(fd), false, None, self);
+        region.len = size;
+        let (layout, creator_pid) = region.wait_for_header(self.init_timeout, started)?;
+        layout.validate(size)?;
+        if let Some(wanted) = self.wanted_layout(&layout) {
+            if !layout.satisfies(&wanted) {
+                return Err(Error::LayoutMismatch {
+                    expected: wanted,
+                    found: layout,
+                });
+            }
+        }
+        region.layout = layout;
+        region.creator_pid = creator_pid;
+        region.apply_advice(self)?;
+        Ok(region)
+    }
+
+    /// What an opener insists on, if anything: the layout it gave, or the
+    /// region's own layout with the type tag it gave.
+    fn wanted_layout(&self, found: &Layout) -> Option<Layout> {
+        let mut wanted = match (self.layout, self.type_tag) {
+            (None, None) => return None,
+            (Some(layout), _) => layout,
+            (None, Some(_)) => *found,
+        };
+        if let Some(tag) = self.type_tag {
+            wanted.type_tag = tag;
+        }
+        Some(wanted)
+    }
+}
+
+/// Removes the POSIX shm object `name`, e.g. one a crashed creator left behind.
+/// Processes that have it mapped keep their mapping.
+pub fn remove_shm(name: &str) -> Result<()> {
+    let cname = shm_name(name)?;
+    sys::shm_unlink(&cname).map_err(|e| open_error("shm_unlink", name, e))
+}
+
+/// Removes the shm object `name` if it is ours and stale: its creator has
+/// exited, or it was never initialised within `timeout`. Returns whether it
+/// was removed. Objects that are not this library's are left alone
+/// ([`Error::NotOurs`]).
+pub fn remove_stale_shm(name: &str, timeout: Duration) -> Result<bool> {
+    let stale = match RegionOptions::new().init_timeout(timeout).open_shm(name) {
+        Ok(region) => !sys::process_exists(region.creator_pid()),
+        Err(Error::InitTimeout { .. }) => true,
+        Err(e) => return Err(e),
+    };
+    if stale {
+        remove_shm(name)?;
+    }
+    Ok(stale)
+}
+
+/// One `MAP_SHARED` mapping, with a validated header, unmapped on drop.
+///
+/// The process that created a region is its owner: when the owner drops it,
+/// a named shm object is unlinked (unless persisted) and the memory is zeroed
+/// first if asked. Copies in other processes (attached or inherited by
+/// `fork`) only unmap.
+pub struct Region {
+    ptr: NonNull<u8>,
+    len: u64,
+    layout: Layout,
+    creator_pid: u32,
+    backing: Backing,
+    fd: Option<OwnedFd>,
+    owner_pid: Option<u32>,
+    unlink: Option<Unlink>,
+    zero_on_drop: bool,
+}
+
+// SAFETY: the mapping is shared memory that every holder accesses through raw
+// pointers and atomics only; nothing in `Region` is tied to a thread.
+unsafe impl Send for Region {}
+// SAFETY: `&Region` only exposes bounds-checked copies and atomics.
+unsafe impl Sync for Region {}
+
+impl Region {
+    fn new(
+        ptr: NonNull<u8>,
+        layout: Layout,
+        backing: Backing,
+        fd: Option<OwnedFd>,
+        owner: bool,
+        unlink: Option<Unlink>,
+        options: &RegionOptions,
+    ) -> Region {
+        let pid = sys::current_pid();
+        Region {
+            ptr,
+            len: layout.total_size,
+            layout,
+            creator_pid: pid,
+            backing,
+            fd,
+            owner_pid: owner.then_some(pid),
+            unlink,
+            zero_on_drop: owner && options.zero_on_drop,
+        }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: every region is at least HEADER_SIZE bytes (checked before
+        // mapping), page-aligned, and `Header` has only atomic fields, which
+        // may be shared with writers in other processes.
+        unsafe { self.ptr.cast::<Header>().as_ref() }
+    }
+
+    /// Writes and publishes the header of a fresh region.
+    fn initialise(self, options: &RegionOptions) -> Result<Region> {
+        self.apply_advice(options)?;
+        // The memory is fresh zeroes, which is every kind's initial state;
+        // publishing the header makes it available to openers.
+        self.header().write(&self.layout, self.creator_pid);
+        self.header().publish();
+        Ok(self)
+    }
+
+    fn apply_advice(&self, options: &RegionOptions) -> Result<()> {
+        if options.dont_dump {
+            sys::advise(self.ptr, self.len, sys::Advice::DontDump)
+                .map_err(|e| Error::os("madvise(MADV_DONTDUMP)", e))?;
+        }
+        if options.huge_pages == HugePages::BestEffort {
+            // Best effort by definition: kernels without THP for this memory say EINVAL.
+            let _ = sys::advise(self.ptr, self.len, sys::Advice::HugePage);
+        }
+        if options.lock {
+            sys::lock(self.ptr, self.len).map_err(|e| match e {
+                Errno::ENOMEM | Errno::EPERM | Errno::EAGAIN => {
+                    resource_limit("mlock", "RLIMIT_MEMLOCK", e)
+                }
+                e => Error::os("mlock", e),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_header(&self, timeout: Duration, started: Instant) -> Result<(Layout, u32)> {
+        loop {
+            match self.header().probe()? {
+                Probe::Ready(layout, pid) => return Ok((layout, pid)),
+                Probe::Pending if started.elapsed() >= timeout => {
+                    return Err(Error::InitTimeout {
+                        waited: started.elapsed(),
+                    })
+                }
+                Probe::Pending => pause(started),
+            }
+        }
+    }
+
+    /// Bytes mapped, header included.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Always false: a region holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The validated layout, as read when this process created or attached.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The memory behind the region.
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// Pid of the process that created the region (as recorded in its header).
+    pub fn creator_pid(&self) -> u32 {
+        self.creator_pid
+    }
+
+    /// Pointer to the data area ([`Layout::data_offset`]), for code that lays
+    /// out its own structures. Other processes may write it at any time:
+    /// access it with atomics or raw copies, never through `&`/`&mut`.
+    pub fn data_ptr(&self) -> NonNull<u8> {
+        // SAFETY: data_offset < total_size was validated, so the pointer is
+        // inside the mapping.
+        unsafe { self.ptr.add(self.layout.data_offset as usize) }
+    }
+
+    /// Bytes in the data area.
+    pub fn data_len(&self) -> u64 {
+        self.layout.data_size
+    }
+
+    fn check_range(&self, offset: u64, len: usize) -> Result<()> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.layout.data_size => Ok(()),
+            _ => Err(Error::OutOfBounds {
+                offset,
+                len: len as u64,
+                size: self.layout.data_size,
+            }),
+        }
+    }
+
+    /// Copies `bytes` into the data area at `offset`.
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.check_range(offset, bytes.len())?;
+        // SAFETY: the range is inside the data area (checked above) and the
+        // copy goes through raw pointers, forming no reference to shared bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.data_ptr().as_ptr().add(offset as usize),
+                bytes.len(),
+            )
+        };
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes from the data area at `offset` into `buf`.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len())?;
+        // SAFETY: as in `write_at`, with source and destination swapped.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.data_ptr().as_ptr().add(offset as usize),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        Ok(())
+    }
+
+    /// The 8-byte-aligned word at `offset` in the data area, as an atomic
+    /// that any process may use concurrently.
+    pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64> {
+        self.check_range(offset, 8)?;
+        if offset % 8 != 0 {
+            return Err(Error::OutOfBounds {
+                offset,
+                len: 8,
+                size: self.layout.data_size,
+            });
+        }
+        // SAFETY: in bounds and aligned (data_ptr is 128-aligned, offset a
+        // multiple of 8); an atomic may alias memory other processes write.
+        Ok(unsafe { &*(self.data_ptr().as_ptr().add(offset as usize) as *const AtomicU64) })
+    }
+
+    /// Sends the region's fd over a Unix socket (`SCM_RIGHTS`), to be
+    /// received with [`RegionOptions::receive_fd`]. Anonymous regions have
+    /// no fd; share them with `fork` instead.
+    pub fn send_fd(&self, socket: &UnixStream) -> Result<()> {
+        let fd = self.fd.as_ref().ok_or_else(|| Error::Os {
+            call: "sendmsg",
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                "anonymous regions have no file descriptor",
+            ),
+        })?;
+        sys::send_fd(socket.as_fd(), fd.as_fd()).map_err(|e| Error::os("sendmsg", e))
+    }
+
+    /// The fd behind the region, if it has one.
+    pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Pointer to byte `offset` of the mapping; `offset + len` was validated
+    /// against the layout by the caller (ring attach code).
+    pub(crate) fn offset_ptr(&self, offset: u64) -> NonNull<u8> {
+        debug_assert!(offset < self.len);
+        // SAFETY: callers pass offsets inside the validated layout.
+        unsafe { self.ptr.add(offset as usize) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        let owner = self.owner_pid == Some(sys::current_pid());
+        if owner && self.zero_on_drop {
+            // SAFETY: the mapping is ours and `len` bytes long; other
+            // processes may still read it, which is what the caller chose.
+            unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, self.len as usize) };
+        }
+        // SAFETY: the mapping was made by `sys` with this length, and nothing
+        // borrowed from `self` outlives it (ring handles hold an `Arc`).
+        let _ = unsafe { sys::unmap(self.ptr, self.len) };
+        if owner {
+            match &self.unlink {
+                Some(Unlink::Shm(name)) => {
+                    let _ = sys::shm_unlink(name);
+                }
+                Some(Unlink::File(path)) => {
+                    let _ = std::fs::remove_file(path);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Region")
+            .field("backing", &self.backing)
+            .field("len", &self.len)
+            .field("layout", &self.layout)
+            .field("creator_pid", &self.creator_pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the owner removes on drop.
+#[derive(Debug)]
+enum Unlink {
+    Shm(CString),
+    File(PathBuf),
+}
+
+/// Removes a just-created name unless creation got to the end.
+struct NameGuard(Option<Unlink>);
+
+impl NameGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        match self.0.take() {
+            Some(Unlink::Shm(name)) => {
+                let _ = sys::shm_unlink(&name);
+            }
+            Some(Unlink::File(path)) => {
+                let _ = std::fs::remove_file(path);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Validates a POSIX shm name: one leading `/`, no other `/`, no NUL, at
+/// most [`MAX_SHM_NAME`] bytes.
+pub fn shm_name(name: &str) -> Result<CString> {
+    let invalid = |reason| {
+        Err(Error::InvalidName {
+            name: name.into(),
+            reason,
+        })
+    };
+    if !name.starts_with('/') {
+        return invalid("must start with '/'");
+    }
+    if name.len() < 2 {
+        return invalid("must have a character after '/'");
+    }
+    if name[1..].contains('/') {
+        return invalid("must not contain '/' after the first character");
+    }
+    if name.len() > MAX_SHM_NAME {
+        return invalid("longer than 255 bytes");
+    }
+    if name == "/." || name == "/.." {
+        return invalid("'.' and '..' are not names");
+    }
+    CString::new(name).or_else(|_| invalid("contains a NUL byte"))
+}
+
+fn backing_name(backing: &Backing) -> String {
+    match backing {
+        Backing::Anonymous => "anonymous region".into(),
+        Backing::Memfd => "memfd".into(),
+        Backing::Shm(name) => name.clone(),
+        Backing::File(path) => path.display().to_string(),
+    }
+}
+
+fn open_error(call: &'static str, name: &str, e: Errno) -> Error {
+    match e {
+        Errno::ENOENT => Error::NotFound { name: name.into() },
+        Errno::EACCES | Errno::EPERM => Error::PermissionDenied { name: name.into() },
+        Errno::EEXIST => Error::AlreadyExists { name: name.into() },
+        Errno::ENAMETOOLONG => Error::InvalidName {
+            name: name.into(),
+            reason: "too long for the file system",
+        },
+        Errno::ELOOP => Error::PermissionDenied { name: name.into() },
+        Errno::EMFILE | Errno::ENFILE => resource_limit(call, "RLIMIT_NOFILE", e),
+        e => Error::os(call, e),
+    }
+}
+
+fn resource_limit(call: &'static str, limit: &'static str, e: Errno) -> Error {
+    let current = match limit {
+        "RLIMIT_MEMLOCK" => sys::memlock_limit(),
+        _ => None,
+    };
+    Error::ResourceLimit {
+        call,
+        limit,
+        current,
+        source: io::Error::from_raw_os_error(e as i32),
+    }
+}
+
+/// Waits a little while polling for a creator: spin briefly, then sleep.
+fn pause(started: Instant) {
+    if started.elapsed() < Duration::from_micros(200) {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,98 @@
+//! Attaching ring handles to a [`Region`].
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::{
+    check_geometry, AttachError, Claimant, Consumer, Control, Producer, Ring, CONTROL_SIZE,
+};
+use crate::layout::{Kind, Layout, HEADER_SIZE};
+use crate::sync::Bytes;
+use crate::{sys, Error, Region};
+
+/// The layout of an SPSC ring of `capacity` bytes (a power of two) carrying
+/// messages of up to `max_message` bytes (at most [`super::max_message_for`]
+/// the capacity). Pass it to [`crate::RegionOptions::layout`].
+///
+/// Memory footprint: `256 (header) + 512 (control) + capacity`, rounded up to
+/// the page size.
+pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
+    check_geometry(capacity, max_message).map_err(|reason| Error::InvalidSize {
+        requested: capacity,
+        reason,
+    })?;
+    Ok(Layout {
+        kind: Kind::Spsc,
+        total_size: 0,
+        data_offset: HEADER_SIZE,
+        data_size: CONTROL_SIZE + capacity,
+        capacity,
+        slot_size: max_message,
+        type_tag: 0,
+    })
+}
+
+fn ring_of(region: &Region) -> Result<Ring, Error> {
+    let layout = region.layout();
+    if layout.kind != Kind::Spsc {
+        return Err(Error::InvalidLayout {
+            reason: format!("region holds {:?}, not an SPSC ring", layout.kind),
+        });
+    }
+    // The layout was validated against the mapping when the region was made
+    // or attached (`Layout::validate`), so these offsets are in bounds.
+    let control = region.offset_ptr(layout.data_offset).cast::<Control>();
+    let buf: NonNull<u8> = region.offset_ptr(layout.data_offset + CONTROL_SIZE);
+    // SAFETY: the buffer is `capacity` bytes inside the mapping, 128-aligned
+    // (data_offset and CONTROL_SIZE are multiples of 128, the mapping is
+    // page-aligned), and the handles keep the region alive through an `Arc`.
+    let bytes = unsafe { Bytes::new(buf, layout.capacity as usize) };
+    // SAFETY: `control` is the 128-aligned control block inside the mapping,
+    // zero-initialised by the creator, and the geometry passed validation.
+    Ok(unsafe { Ring::new(control, bytes, layout.slot_size) })
+}
+
+fn claimant() -> Claimant {
+    Claimant {
+        id: u64::from(sys::current_pid()),
+        alive: |id| u32::try_from(id).is_ok_and(sys::process_exists),
+    }
+}
+
+fn attach_error(role: &'static str, e: AttachError) -> Error {
+    match e {
+        AttachError::Held(pid) => Error::AlreadyAttached {
+            role,
+            pid: pid as u32,
+        },
+        AttachError::Corrupted(c) => Error::InvalidLayout {
+            reason: c.to_string(),
+        },
+    }
+}
+
+impl Producer {
+    /// Claims the producer role of the ring in `region`. Fails with
+    /// [`Error::AlreadyAttached`] while a live process (this one included)
+    /// holds it; a claim left by a dead process is taken over.
+    pub fn attach(region: Arc<Region>) -> Result<Producer, Error> {
+        let ring = ring_of(&region)?;
+        Producer::attach_ring(ring, region, claimant()).map_err(|e| attach_error("producer", e))
+    }
+}
+
+impl Consumer {
+    /// Claims the consumer role of the ring in `region`; see [`Producer::attach`].
+    pub fn attach(region: Arc<Region>) -> Result<Consumer, Error> {
+        let ring = ring_of(&region)?;
+        Consumer::attach_ring(ring, region, claimant()).map_err(|e| attach_error("consumer", e))
+    }
+}
+
+/// Both handles of the ring in `region`, for use within this process (or
+/// handed to threads).
+pub fn channel(region: Arc<Region>) -> Result<(Producer, Consumer), Error> {
+    let producer = Producer::attach(region.clone())?;
+    let consumer = Consumer::attach(region)?;
+    Ok((producer, consumer))
+}

@@ -1,0 +1,1 @@
+//! In-process tests of the ring (cross-process ones live in `tests/`).

@@ -1,0 +1,137 @@
+//! The one module that imports atomics and cells.
+//!
+//! Under `cfg(loom)` the atomics come from loom, so the ring algorithms in
+//! [`crate::spsc`] are model-checked on heap memory; otherwise they are
+//! `core`'s atomics, laid out in the shared mapping.
+//!
+//! [`Bytes`] is the ring's view of its data area. Production code reads and
+//! writes it through raw pointers. Loom cannot see raw-pointer accesses, so
+//! under `cfg(loom)` every 8-byte word of the area also has a
+//! `loom::cell::UnsafeCell<()>` tracker: [`Bytes::mark_written`] and
+//! [`Bytes::mark_read`] record an access, and loom reports a causality
+//! violation when a write and another access of the same word are not ordered
+//! by happens-before. In production both calls compile to nothing.
+
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use core::ptr::NonNull;
+
+/// Size of the words the model checker tracks; records are aligned to it.
+pub(crate) const WORD: usize = 8;
+
+/// A view of a ring's data area: `len` bytes starting at `ptr`.
+///
+/// It does not own the memory; whoever builds it keeps the memory alive for
+/// as long as the view is used (the ring handles hold an `Arc` of the owner).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bytes {
+    ptr: NonNull<u8>,
+    len: usize,
+    #[cfg(loom)]
+    trackers: NonNull<loom::cell::UnsafeCell<()>>,
+}
+
+impl Bytes {
+    /// A view of `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` must stay valid for reads and writes while any copy of
+    /// the view is used, and `ptr` must be aligned to [`WORD`].
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn new(ptr: NonNull<u8>, len: usize) -> Self {
+        debug_assert_eq!(ptr.as_ptr() as usize % WORD, 0);
+        Self { ptr, len }
+    }
+
+    /// Pointer to byte `offset`.
+    ///
+    /// The caller has checked `offset <= len`; the debug assertion backs it.
+    #[inline(always)]
+    pub(crate) fn at(&self, offset: usize) -> *mut u8 {
+        debug_assert!(offset <= self.len);
+        // SAFETY: `offset <= len` (checked by every caller against the locally
+        // held capacity), so the result stays inside the area or one past it.
+        unsafe { self.ptr.as_ptr().add(offset) }
+    }
+
+    /// Length of the area in bytes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Tells the model checker that this thread writes `[offset, offset + len)`.
+    #[inline(always)]
+    pub(crate) fn mark_written(&self, offset: usize, len: usize) {
+        #[cfg(loom)]
+        self.each_tracker(offset, len, |cell| cell.with_mut(|_| ()));
+        #[cfg(not(loom))]
+        let _ = (offset, len);
+    }
+
+    /// Tells the model checker that this thread reads `[offset, offset + len)`.
+    #[inline(always)]
+    pub(crate) fn mark_read(&self, offset: usize, len: usize) {
+        #[cfg(loom)]
+        self.each_tracker(offset, len, |cell| cell.with(|_| ()));
+        #[cfg(not(loom))]
+        let _ = (offset, len);
+    }
+
+    #[cfg(loom)]
+    fn each_tracker(&self, offset: usize, len: usize, f: impl Fn(&loom::cell::UnsafeCell<()>)) {
+        assert!(offset + len <= self.len, "tracked access out of bounds");
+        let first = offset / WORD;
+        let end = (offset + len).div_ceil(WORD);
+        for word in first..end {
+            // SAFETY: `word < len / WORD`, the number of trackers `HeapBytes`
+            // allocated, and the `HeapBytes` outlives every view of it.
+            f(unsafe { &*self.trackers.as_ptr().add(word) });
+        }
+    }
+}
+
+/// Heap memory standing in for a mapping in loom models.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct HeapBytes {
+    words: Box<[core::cell::UnsafeCell<u64>]>,
+    trackers: Box<[loom::cell::UnsafeCell<()>]>,
+}
+
+#[cfg(loom)]
+impl HeapBytes {
+    /// `len` zeroed bytes (a multiple of [`WORD`]).
+    pub(crate) fn new(len: usize) -> Self {
+        assert_eq!(len % WORD, 0);
+        Self {
+            words: (0..len / WORD)
+                .map(|_| core::cell::UnsafeCell::new(0))
+                .collect(),
+            trackers: (0..len / WORD)
+                .map(|_| loom::cell::UnsafeCell::new(()))
+                .collect(),
+        }
+    }
+
+    /// A view of the whole area; valid while `self` lives.
+    pub(crate) fn view(&self) -> Bytes {
+        Bytes {
+            ptr: NonNull::new(self.words.as_ptr() as *mut u8).expect("boxed slice is non-null"),
+            len: self.words.len() * WORD,
+            trackers: NonNull::new(self.trackers.as_ptr() as *mut _)
+                .expect("boxed slice is non-null"),
+        }
+    }
+}
+
+// SAFETY: the bytes are only reached through `Bytes` views, whose users follow
+// the ring protocol (and loom checks that protocol through the trackers).
+#[cfg(loom)]
+unsafe impl Sync for HeapBytes {}
+// SAFETY: as above; moving the owner between threads moves no aliasing.
+#[cfg(loom)]
+unsafe impl Send for HeapBytes {}

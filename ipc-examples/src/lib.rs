@@ -1,0 +1,9 @@
+//! Helpers shared by the demo binaries and the benchmarks.
+//!
+//! - [`measure`]: pinning, forking, timing and percentiles, and the baselines
+//!   (pipe, Unix socket, cache-line floor) measured beside the ring;
+//! - [`payload`]: self-checking messages (sequence number, checksum) that a
+//!   consumer verifies.
+
+pub mod measure;
+pub mod payload;

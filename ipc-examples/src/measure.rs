@@ -1,0 +1,1 @@
+//! Pinning, forking, timing, percentiles and baseline transports.

@@ -1,0 +1,1 @@
+//! Self-checking messages.
