@@ -80,12 +80,18 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// FNV-1a over `bytes`.
+/// A checksum of `bytes`: SplitMix64 folded over 8-byte words (the last one
+/// zero-padded) and the length.
 #[inline]
 pub fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h = mix(bytes.len() as u64);
+    for chunk in &mut chunks {
+        h = mix(h ^ u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+    }
+    let mut last = [0u8; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    mix(h ^ u64::from_le_bytes(last))
 }
 
 impl PayloadGen {
@@ -122,11 +128,23 @@ impl PayloadGen {
         }
     }
 
+    /// Word `index / 8` of message `seq`'s pseudo-random body.
     #[inline]
-    fn body_byte(&self, seq: u64, index: usize) -> u8 {
-        // One hash per 8 bytes keeps filling cheap.
-        let word = mix(self.seed.wrapping_add(seq << 20) ^ (index as u64 >> 3));
-        (word >> ((index & 7) * 8)) as u8
+    fn body_word(&self, seq: u64, word: usize) -> [u8; 8] {
+        mix(self.seed.wrapping_add(seq << 20) ^ word as u64).to_le_bytes()
+    }
+
+    /// Calls `f(start, expected bytes)` for each chunk of the body from byte
+    /// `from` on, one hash per 8 bytes.
+    #[inline]
+    fn body_chunks(&self, seq: u64, from: usize, len: usize, mut f: impl FnMut(usize, &[u8])) {
+        let mut at = from;
+        while at < len {
+            let word = self.body_word(seq, at / 8);
+            let end = (at / 8 * 8 + 8).min(len);
+            f(at, &word[at % 8..at % 8 + (end - at)]);
+            at = end;
+        }
     }
 
     /// Writes message `seq` into `msg`, whose length must be `len_of(seq)`.
@@ -134,9 +152,9 @@ impl PayloadGen {
     pub fn fill(&self, seq: u64, msg: &mut [u8]) {
         debug_assert_eq!(msg.len(), self.len_of(seq));
         let start = if msg.len() >= 16 { 16 } else { 0 };
-        for (i, b) in msg.iter_mut().enumerate().skip(start) {
-            *b = self.body_byte(seq, i);
-        }
+        self.body_chunks(seq, start, msg.len(), |at, bytes| {
+            msg[at..at + bytes.len()].copy_from_slice(bytes)
+        });
         if msg.len() >= 16 {
             msg[..8].copy_from_slice(&seq.to_le_bytes());
             let sum = checksum(&msg[16..]);
@@ -170,7 +188,14 @@ impl PayloadGen {
         } else {
             0
         };
-        match (start..msg.len()).find(|&i| msg[i] != self.body_byte(seq, i)) {
+        let mut first_bad = None;
+        self.body_chunks(seq, start, msg.len(), |at, bytes| {
+            if first_bad.is_none() && msg[at..at + bytes.len()] != *bytes {
+                let offset = bytes.iter().zip(&msg[at..]).position(|(a, b)| a != b);
+                first_bad = Some(at + offset.unwrap_or(0));
+            }
+        });
+        match first_bad {
             Some(index) => Err(PayloadError::Byte { index }),
             None => Ok(()),
         }
