@@ -1,1 +1,464 @@
-//! In-process tests of the ring (cross-process ones live in `tests/`).
+//! In-process tests of the ring; cross-process ones live in `tests/`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::{Error, Region, RegionOptions};
+
+fn ring(capacity: u64, max_message: u64) -> (Arc<Region>, Producer, Consumer) {
+    let region = Arc::new(
+        RegionOptions::new()
+            .layout(layout(capacity, max_message).unwrap())
+            .create_anonymous()
+            .unwrap(),
+    );
+    let (producer, consumer) = channel(region.clone()).unwrap();
+    (region, producer, consumer)
+}
+
+fn recv_vec(consumer: &mut Consumer) -> Result<Vec<u8>, RecvError> {
+    consumer.try_recv().map(|m| m.to_vec())
+}
+
+/// Offsets of the shared words inside the region's data area.
+const TAIL: u64 = 0;
+const HEAD: u64 = 128;
+const PRODUCER: u64 = 256;
+const BUFFER: u64 = CONTROL_SIZE;
+
+fn word(region: &Region, offset: u64) -> &AtomicU64 {
+    region.atomic_u64(offset).unwrap()
+}
+
+#[test]
+fn messages_of_every_size_arrive_in_order() {
+    let (_r, mut p, mut c) = ring(1024, 200);
+    for round in 0..20 {
+        for len in 0..=200usize {
+            let msg: Vec<u8> = (0..len).map(|i| (i + round) as u8).collect();
+            p.try_send(&msg).unwrap();
+            assert_eq!(recv_vec(&mut c).unwrap(), msg);
+        }
+    }
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+}
+
+#[test]
+fn full_and_empty_at_the_exact_boundary() {
+    // Records of 24-byte messages take 32 bytes: two fill a 64-byte ring.
+    let (_r, mut p, mut c) = ring(64, 24);
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+    p.try_send(&[1; 24]).unwrap();
+    p.try_send(&[2; 24]).unwrap();
+    assert_eq!(p.try_send(&[3; 24]), Err(SendError::Full));
+    assert_eq!(p.try_send(&[]), Err(SendError::Full));
+    assert_eq!(recv_vec(&mut c).unwrap(), [1; 24]);
+    p.try_send(&[3; 24]).unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), [2; 24]);
+    assert_eq!(recv_vec(&mut c).unwrap(), [3; 24]);
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+}
+
+#[test]
+fn too_large_writes_nothing() {
+    let (_r, mut p, mut c) = ring(64, 24);
+    assert_eq!(
+        p.try_send(&[0; 25]),
+        Err(SendError::TooLarge { len: 25, max: 24 })
+    );
+    assert!(matches!(
+        p.try_reserve(1000),
+        Err(SendError::TooLarge { .. })
+    ));
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+    assert_eq!(p.max_message(), 24);
+    assert_eq!(c.capacity(), 64);
+}
+
+#[test]
+fn a_message_that_would_cross_the_end_is_padded_not_split() {
+    let (region, mut p, mut c) = ring(64, 24);
+    p.try_send(&[7; 8]).unwrap(); // record of 16 at 0..16
+    p.try_send(&[8; 24]).unwrap(); // record of 32 at 16..48
+    assert_eq!(recv_vec(&mut c).unwrap(), [7; 8]);
+    assert_eq!(recv_vec(&mut c).unwrap(), [8; 24]);
+    // 16 bytes left before the end; a 32-byte record pads them and goes to 0.
+    p.try_send(&[9; 20]).unwrap();
+    assert_eq!(word(&region, TAIL).load(Ordering::Relaxed), 48 + 16 + 32);
+    let pad = word(&region, BUFFER + 48).load(Ordering::Relaxed);
+    assert_eq!(pad >> 32, PAD_MARKER);
+    assert_eq!(recv_vec(&mut c).unwrap(), [9; 20]);
+    assert_eq!(word(&region, HEAD).load(Ordering::Relaxed), 96);
+}
+
+#[test]
+fn abandoned_reservation_publishes_nothing_and_is_reused() {
+    let (_r, mut p, mut c) = ring(256, 64);
+    {
+        let mut grant = p.try_reserve(10).unwrap();
+        grant.copy_from_slice(b"abandoned!");
+    }
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+    let mut grant = p.try_reserve(4).unwrap();
+    assert_eq!(grant.len(), 4);
+    grant.copy_from_slice(b"kept");
+    grant.commit();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"kept");
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+}
+
+#[test]
+fn batch_commits_are_visible_only_together() {
+    let (region, mut p, mut c) = ring(256, 64);
+    let mut batch = p.batch();
+    batch.try_send(b"a").unwrap();
+    let mut grant = batch.try_reserve(2).unwrap();
+    grant.copy_from_slice(b"bc");
+    grant.commit();
+    assert_eq!(word(&region, TAIL).load(Ordering::Relaxed), 0);
+    drop(batch);
+    assert_eq!(word(&region, TAIL).load(Ordering::Relaxed), 32);
+    let mut got = Vec::new();
+    assert_eq!(c.drain(usize::MAX, |m| got.push(m.to_vec())), Ok(2));
+    assert_eq!(got, [b"a".to_vec(), b"bc".to_vec()]);
+    // One store of head for the whole drain.
+    assert_eq!(word(&region, HEAD).load(Ordering::Relaxed), 32);
+}
+
+#[test]
+fn a_full_batch_publishes_what_it_has_so_the_consumer_can_drain() {
+    let (_r, mut p, mut c) = ring(64, 24);
+    let mut batch = p.batch();
+    batch.try_send(&[1; 24]).unwrap();
+    batch.try_send(&[2; 24]).unwrap();
+    assert_eq!(batch.try_send(&[3; 24]), Err(SendError::Full));
+    assert_eq!(c.drain(1, |m| assert_eq!(m, [1; 24])), Ok(1));
+    batch.try_send(&[3; 24]).unwrap();
+    batch.publish();
+    assert_eq!(c.drain(10, |_| {}), Ok(2));
+}
+
+#[test]
+fn recv_into_leaves_a_message_too_big_for_the_buffer() {
+    let (_r, mut p, mut c) = ring(256, 64);
+    p.try_send(b"hello world").unwrap();
+    let mut small = [0u8; 4];
+    assert_eq!(
+        c.recv_into(&mut small),
+        Err(RecvError::BufferTooSmall { needed: 11 })
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(c.recv_into(&mut buf), Ok(11));
+    assert_eq!(&buf[..11], b"hello world");
+    assert_eq!(c.recv_into(&mut buf), Err(RecvError::Empty));
+}
+
+#[test]
+fn drain_stops_at_max() {
+    let (_r, mut p, mut c) = ring(1024, 64);
+    for i in 0..10u8 {
+        p.try_send(&[i]).unwrap();
+    }
+    let mut seen = Vec::new();
+    assert_eq!(c.drain(3, |m| seen.push(m[0])), Ok(3));
+    assert_eq!(c.drain(100, |m| seen.push(m[0])), Ok(7));
+    assert_eq!(c.drain(100, |_| {}), Ok(0));
+    assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+}
+
+#[test]
+fn each_role_has_one_holder_and_is_released_on_drop() {
+    let (region, p, c) = ring(256, 64);
+    let err = Producer::attach(region.clone()).unwrap_err();
+    assert!(
+        matches!(err, Error::AlreadyAttached { role: "producer", pid } if pid == std::process::id()),
+        "{err}"
+    );
+    assert!(matches!(
+        Consumer::attach(region.clone()),
+        Err(Error::AlreadyAttached {
+            role: "consumer",
+            ..
+        })
+    ));
+    drop(p);
+    drop(c);
+    let (mut p, mut c) = channel(region).unwrap();
+    p.try_send(b"again").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"again");
+}
+
+#[test]
+fn a_new_producer_continues_where_the_last_one_stopped() {
+    let (region, mut p, mut c) = ring(256, 64);
+    p.try_send(b"one").unwrap();
+    drop(p);
+    let mut p = Producer::attach(region).unwrap();
+    p.try_send(b"two").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"one");
+    assert_eq!(recv_vec(&mut c).unwrap(), b"two");
+}
+
+#[test]
+fn a_claim_held_by_a_dead_process_is_taken_over() {
+    let (region, p, _c) = ring(256, 64);
+    drop(p);
+    // No process has pid i32::MAX (above the kernel's pid_max limit).
+    word(&region, PRODUCER).store(i32::MAX as u64, Ordering::Relaxed);
+    Producer::attach(region).expect("a dead holder's claim is free");
+}
+
+#[test]
+fn a_raw_region_is_not_a_ring() {
+    let region = Arc::new(RegionOptions::new().size(4096).create_anonymous().unwrap());
+    assert!(matches!(
+        Producer::attach(region),
+        Err(Error::InvalidLayout { .. })
+    ));
+}
+
+#[test]
+fn bad_geometry_is_rejected() {
+    assert!(layout(100, 10).is_err()); // not a power of two
+    assert!(layout(16, 0).is_err()); // below the minimum
+    assert!(layout(64, 25).is_err()); // record more than half the ring
+    assert!(layout(64, 24).is_ok());
+    assert_eq!(max_message_for(1 << 20), (1 << 19) - 8);
+}
+
+// Corruption: a peer writes impossible values into a live ring.
+
+#[test]
+fn corrupted_tail_is_reported_not_followed() {
+    let (region, mut p, mut c) = ring(256, 64);
+    p.try_send(b"ok").unwrap();
+    for bad in [257 * 8, 4, u64::MAX, 1 << 63] {
+        word(&region, TAIL).store(bad, Ordering::Relaxed);
+        assert!(
+            matches!(recv_vec(&mut c), Err(RecvError::Corrupted(_))),
+            "{bad}"
+        );
+        assert!(matches!(c.drain(10, |_| {}), Err(RecvError::Corrupted(_))));
+    }
+    word(&region, TAIL).store(16, Ordering::Relaxed);
+    assert_eq!(recv_vec(&mut c).unwrap(), b"ok");
+}
+
+#[test]
+fn corrupted_head_is_reported_to_the_producer() {
+    let (region, mut p, _c) = ring(64, 24);
+    p.try_send(&[0; 24]).unwrap();
+    p.try_send(&[0; 24]).unwrap();
+    for bad in [128, 3, u64::MAX] {
+        word(&region, HEAD).store(bad, Ordering::Relaxed);
+        assert!(
+            matches!(p.try_send(&[0; 24]), Err(SendError::Corrupted(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn corrupted_records_are_reported() {
+    let (region, mut p, mut c) = ring(256, 64);
+    let cases: [(u64, &str); 5] = [
+        (0xdead_beef_0000_0004, "bad record marker"),
+        (
+            MSG_MARKER << 32 | 65,
+            "record longer than the maximum message",
+        ),
+        (
+            MSG_MARKER << 32 | u32::MAX as u64,
+            "record longer than the maximum message",
+        ),
+        (MSG_MARKER << 32 | 40, "record overruns the published data"),
+        (PAD_MARKER << 32 | 8, "bad padding record"),
+    ];
+    for (bad, what) in cases {
+        p.try_send(&[1; 8]).unwrap();
+        let record_at = BUFFER + (word(&region, HEAD).load(Ordering::Relaxed) % 256);
+        word(&region, record_at).store(bad, Ordering::Relaxed);
+        match recv_vec(&mut c) {
+            Err(RecvError::Corrupted(corruption)) => assert_eq!(corruption.what, what),
+            other => panic!("{bad:#x}: {other:?}"),
+        }
+        // Repair the record so the next case starts clean.
+        word(&region, record_at).store(MSG_MARKER << 32 | 8, Ordering::Relaxed);
+        assert_eq!(recv_vec(&mut c).unwrap(), [1; 8]);
+    }
+}
+
+#[test]
+fn attaching_to_impossible_positions_fails() {
+    let (region, p, c) = ring(256, 64);
+    drop((p, c));
+    word(&region, TAIL).store(1024, Ordering::Relaxed);
+    assert!(matches!(
+        Producer::attach(region.clone()),
+        Err(Error::InvalidLayout { .. })
+    ));
+    assert!(matches!(
+        Consumer::attach(region.clone()),
+        Err(Error::InvalidLayout { .. })
+    ));
+    word(&region, TAIL).store(0, Ordering::Relaxed);
+    channel(region).expect("claims were released after the failed attaches");
+}
+
+proptest! {
+    /// Whatever a hostile peer writes into the shared words and records, the
+    /// handles return values or errors: no panic, no out-of-bounds access.
+    #[test]
+    fn random_corruption_never_panics(
+        writes in proptest::collection::vec((0u64..(512 + 256) / 8, any::<u64>()), 1..8),
+        sends in proptest::collection::vec(0usize..=64, 0..12),
+    ) {
+        let (region, mut p, mut c) = ring(256, 64);
+        for &len in &sends[..sends.len() / 2] {
+            let _ = p.try_send(&vec![len as u8; len]);
+        }
+        for &(index, value) in &writes {
+            let offset = index * 8;
+            // Leave the claim words alone: they only decide who may attach.
+            if (PRODUCER..BUFFER).contains(&offset) {
+                continue;
+            }
+            word(&region, offset).store(value, Ordering::Relaxed);
+        }
+        for &len in &sends {
+            let _ = p.try_send(&vec![len as u8; len]);
+            if let Ok(msg) = c.try_recv() {
+                prop_assert!(msg.len() <= 64);
+            }
+            let mut buf = [0u8; 64];
+            let _ = c.recv_into(&mut buf);
+            let _ = c.drain(4, |m| assert!(m.len() <= 64));
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Send(usize),
+    ReserveCommit(usize),
+    ReserveAbandon(usize),
+    Batch(Vec<usize>),
+    Recv,
+    RecvInto(usize),
+    Drain(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0usize..=56).prop_map(Op::Send),
+        2 => (0usize..=56).prop_map(Op::ReserveCommit),
+        1 => (0usize..=56).prop_map(Op::ReserveAbandon),
+        1 => proptest::collection::vec(0usize..=56, 0..5).prop_map(Op::Batch),
+        4 => Just(Op::Recv),
+        1 => (0usize..=64).prop_map(Op::RecvInto),
+        1 => (0usize..6).prop_map(Op::Drain),
+    ]
+}
+
+/// A full ring must really be short of room: the queued records plus the new
+/// one plus at most two paddings (one in the ring, one before the new record)
+/// exceed the capacity.
+fn full_is_justified(model: &VecDeque<Vec<u8>>, len: usize, capacity: u64) -> bool {
+    let used: u64 = model.iter().map(|m| record_size(m.len() as u64)).sum();
+    let max_record = record_size(56);
+    !model.is_empty() && used + record_size(len as u64) + 2 * max_record > capacity
+}
+
+proptest! {
+    /// Any sequence of operations behaves like a FIFO queue of messages.
+    #[test]
+    fn behaves_like_a_fifo(ops in proptest::collection::vec(op(), 1..200)) {
+        const CAPACITY: u64 = 256;
+        let (_r, mut p, mut c) = ring(CAPACITY, 56);
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut counter = 0u8;
+        let mut next_msg = |len: usize| {
+            counter = counter.wrapping_add(1);
+            (0..len).map(|i| counter.wrapping_add(i as u8)).collect::<Vec<u8>>()
+        };
+        for op in ops {
+            match op {
+                Op::Send(len) => {
+                    let msg = next_msg(len);
+                    match p.try_send(&msg) {
+                        Ok(()) => model.push_back(msg),
+                        Err(SendError::Full) => prop_assert!(full_is_justified(&model, len, CAPACITY)),
+                        Err(e) => prop_assert!(false, "{e}"),
+                    }
+                }
+                Op::ReserveCommit(len) => {
+                    let msg = next_msg(len);
+                    match p.try_reserve(len) {
+                        Ok(mut grant) => {
+                            grant.copy_from_slice(&msg);
+                            grant.commit();
+                            model.push_back(msg);
+                        }
+                        Err(SendError::Full) => prop_assert!(full_is_justified(&model, len, CAPACITY)),
+                        Err(e) => prop_assert!(false, "{e}"),
+                    }
+                }
+                Op::ReserveAbandon(len) => {
+                    if let Ok(mut grant) = p.try_reserve(len) {
+                        grant.fill(0xee);
+                    }
+                }
+                Op::Batch(lens) => {
+                    let mut batch = p.batch();
+                    for len in lens {
+                        let msg = next_msg(len);
+                        match batch.try_send(&msg) {
+                            Ok(()) => model.push_back(msg),
+                            Err(SendError::Full) => {}
+                            Err(e) => prop_assert!(false, "{e}"),
+                        }
+                    }
+                }
+                Op::Recv => match c.try_recv() {
+                    Ok(msg) => {
+                        let expected = model.pop_front();
+                        prop_assert_eq!(Some(msg.to_vec()), expected);
+                    }
+                    Err(RecvError::Empty) => prop_assert!(model.is_empty()),
+                    Err(e) => prop_assert!(false, "{e}"),
+                },
+                Op::RecvInto(size) => {
+                    let mut buf = vec![0u8; size];
+                    match c.recv_into(&mut buf) {
+                        Ok(n) => {
+                            let expected = model.pop_front();
+                            prop_assert_eq!(Some(&buf[..n].to_vec()), expected.as_ref());
+                        }
+                        Err(RecvError::Empty) => prop_assert!(model.is_empty()),
+                        Err(RecvError::BufferTooSmall { needed }) => {
+                            prop_assert_eq!(Some(needed), model.front().map(Vec::len));
+                            prop_assert!(needed > size);
+                        }
+                        Err(e) => prop_assert!(false, "{e}"),
+                    }
+                }
+                Op::Drain(max) => {
+                    let mut got = Vec::new();
+                    let n = c.drain(max, |m| got.push(m.to_vec())).unwrap();
+                    prop_assert_eq!(n, got.len());
+                    prop_assert_eq!(n, max.min(model.len()));
+                    for msg in got {
+                        prop_assert_eq!(Some(msg), model.pop_front());
+                    }
+                }
+            }
+        }
+        // Everything left comes out in order.
+        let mut rest = Vec::new();
+        c.drain(usize::MAX, |m| rest.push(m.to_vec())).unwrap();
+        prop_assert_eq!(rest, Vec::from(model));
+    }
+}
