@@ -1,0 +1,312 @@
+//! Demo producer: opens the named SPSC ring made by the `consumer` demo and
+//! sends it a self-checking stream of messages, written in place.
+//!
+//! ```text
+//! producer <name> <count> <size> [--rate MSGS_PER_SEC] [--timeout SECS] [--seed N]
+//! ```
+//!
+//! `<size>` is `N` (every message `N` bytes) or `random:N` (0..=N bytes); the
+//! consumer must be given the same size and seed. The producer may start
+//! first: it waits up to `--timeout` seconds (default 10) for the consumer to
+//! create the ring, and gives up when the ring stays full that long (the
+//! consumer stopped draining). `--rate 0`, the default, sends as fast as the
+//! ring allows; any other rate paces the stream to about that many messages
+//! per second.
+//!
+//! Exit status: 0 when all `count` messages were sent, 1 on any failure, 2 on
+//! bad arguments.
+
+use std::error::Error;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipc_core::spsc::{self, SendError};
+use ipc_core::RegionOptions;
+use ipc_examples::payload::PayloadGen;
+
+const USAGE: &str = "\
+usage: producer <name> <count> <size> [--rate MSGS_PER_SEC] [--timeout SECS] [--seed N]
+  <name>               shm name the consumer created, e.g. /demo (a leading '/' is added if missing)
+  <count>              messages to send
+  <size>               N = messages of N bytes; random:N = random sizes 0..=N
+  --rate MSGS_PER_SEC  pace the stream (default 0: as fast as possible)
+  --timeout SECS       give up when the ring is missing or stays full this long (default 10)
+  --seed N             payload seed; must match the consumer's (default 24301)";
+
+/// Seed of the payload stream unless `--seed` says otherwise; the consumer
+/// uses the same default.
+const DEFAULT_SEED: u64 = 24301;
+
+/// Message sizes of the stream.
+#[derive(Clone, Copy, Debug)]
+enum Size {
+    Fixed(usize),
+    Random(usize),
+}
+
+impl Size {
+    fn parse(s: &str) -> Result<Size, String> {
+        match s.strip_prefix("random:") {
+            Some(n) => parse_num(n, "random:N").map(Size::Random),
+            None => parse_num(s, "<size>").map(Size::Fixed),
+        }
+    }
+
+    fn gen(self, seed: u64) -> PayloadGen {
+        match self {
+            Size::Fixed(n) => PayloadGen::fixed(seed, n),
+            Size::Random(n) => PayloadGen::random(seed, n),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Config {
+    name: String,
+    count: u64,
+    size: Size,
+    /// Messages per second; `None` for as fast as possible.
+    rate: Option<f64>,
+    timeout: Duration,
+    seed: u64,
+}
+
+fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.replace('_', "")
+        .parse()
+        .map_err(|_| format!("{what}: {s:?} is not a valid number"))
+}
+
+fn parse_secs(s: &str, what: &str) -> Result<Duration, String> {
+    let secs: f64 = parse_num(s, what)?;
+    if secs <= 0.0 {
+        return Err(format!("{what}: must be more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{what}: {s:?} is out of range"))
+}
+
+fn shm_name(name: &str) -> Result<String, String> {
+    let name = if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
+    };
+    ipc_core::region::shm_name(&name).map_err(|e| e.to_string())?;
+    Ok(name)
+}
+
+/// Parses the arguments after the program name; `Ok(None)` for `--help`.
+fn parse_args(args: &[String]) -> Result<Option<Config>, String> {
+    let mut positional = Vec::new();
+    let mut rate = None;
+    let mut timeout = Duration::from_secs(10);
+    let mut seed = DEFAULT_SEED;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(None);
+        }
+        if !arg.starts_with("--") {
+            positional.push(arg.as_str());
+            continue;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let value = match inline.or_else(|| args.next().cloned()) {
+            Some(value) => value,
+            None => return Err(format!("{flag} needs a value")),
+        };
+        match flag {
+            "--rate" => {
+                let r: f64 = parse_num(&value, flag)?;
+                if !r.is_finite() || r < 0.0 {
+                    return Err(format!("{flag}: must be 0 (unpaced) or a positive number"));
+                }
+                rate = (r > 0.0).then_some(r);
+            }
+            "--timeout" => timeout = parse_secs(&value, flag)?,
+            "--seed" => seed = parse_num(&value, flag)?,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    let [name, count, size] = positional[..] else {
+        return Err(format!(
+            "expected 3 arguments (<name> <count> <size>), got {}",
+            positional.len()
+        ));
+    };
+    Ok(Some(Config {
+        name: shm_name(name)?,
+        count: parse_num(count, "<count>")?,
+        size: Size::parse(size)?,
+        rate,
+        timeout,
+        seed,
+    }))
+}
+
+/// Bounded waiting: spin briefly, then yield, then nap (50 µs, and 1 ms once
+/// the wait has lasted a while, so an idle peer costs little CPU).
+#[derive(Debug, Default)]
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    const SPINS: u32 = 64;
+    const YIELDS: u32 = 128;
+    /// About 50 ms of short naps.
+    const SHORT_NAPS: u32 = 1_128;
+
+    fn reset(&mut self) {
+        self.step = 0;
+    }
+
+    /// Waits a little; true once past the spinning phase, when it is worth
+    /// looking at the clock.
+    fn snooze(&mut self) -> bool {
+        if self.step < Self::SPINS {
+            std::hint::spin_loop();
+        } else if self.step < Self::YIELDS {
+            std::thread::yield_now();
+        } else if self.step < Self::SHORT_NAPS {
+            std::thread::sleep(Duration::from_micros(50));
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.step = self.step.saturating_add(1);
+        self.step > Self::SPINS
+    }
+}
+
+/// Opens the ring, retrying while the consumer has not created it yet.
+fn open(config: &Config) -> Result<spsc::Producer, Box<dyn Error>> {
+    let started = Instant::now();
+    let region = loop {
+        match RegionOptions::new().open_shm(&config.name) {
+            Ok(region) => break region,
+            Err(ipc_core::Error::NotFound { .. }) if started.elapsed() < config.timeout => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e @ ipc_core::Error::NotFound { .. }) => {
+                return Err(format!(
+                    "{e} after waiting {:.1} s; is the consumer running?",
+                    started.elapsed().as_secs_f64()
+                )
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok(spsc::Producer::attach(Arc::new(region))?)
+}
+
+/// Sleeps or yields until `due`.
+fn wait_until(due: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > Duration::from_micros(200) {
+            std::thread::sleep(left - Duration::from_micros(100));
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn run(config: &Config) -> Result<(), Box<dyn Error>> {
+    let gen = config.size.gen(config.seed);
+    let mut producer = open(config)?;
+    if gen.max_len() > producer.max_message() {
+        return Err(format!(
+            "messages of up to {} bytes do not fit {}: its maximum message is {} bytes \
+             (give producer and consumer the same <size>)",
+            gen.max_len(),
+            config.name,
+            producer.max_message()
+        )
+        .into());
+    }
+
+    let mut backoff = Backoff::default();
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    for seq in 0..config.count {
+        if let Some(rate) = config.rate {
+            let due = Duration::try_from_secs_f64(seq as f64 / rate)
+                .ok()
+                .and_then(|offset| start.checked_add(offset))
+                .ok_or("--rate is too low to schedule the next message")?;
+            wait_until(due);
+        }
+        let len = gen.len_of(seq);
+        let mut full_since = None;
+        loop {
+            match producer.try_reserve(len) {
+                Ok(mut grant) => {
+                    gen.fill(seq, &mut grant);
+                    grant.commit();
+                    break;
+                }
+                Err(SendError::Full) => {
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    if backoff.snooze() && since.elapsed() >= config.timeout {
+                        return Err(format!(
+                            "ring full for {:.1} s after {seq} of {} messages; \
+                             the consumer stopped draining",
+                            config.timeout.as_secs_f64(),
+                            config.count
+                        )
+                        .into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        backoff.reset();
+        bytes += len as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rates = if secs > 0.0 {
+        format!(
+            "{:.0} msgs/s, {:.1} MB/s",
+            config.count as f64 / secs,
+            bytes as f64 / secs / 1e6
+        )
+    } else {
+        "n/a msgs/s, n/a MB/s".to_owned()
+    };
+    println!(
+        "sent {} messages, {bytes} bytes in {secs:.3} s: {rates}",
+        config.count
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match parse_args(&args) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
