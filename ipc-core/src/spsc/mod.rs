@@ -175,6 +175,11 @@ pub(crate) struct Ring {
     max_message: u64,
 }
 
+// SAFETY: a `Ring` is only addresses and numbers; the memory it points to
+// is shared between threads and processes by design and accessed through
+// atomics and the ring protocol. Handles keep that memory alive.
+unsafe impl Send for Ring {}
+
 impl Ring {
     /// # Safety
     /// `control` points to a `Control` that, like `buf`, stays valid while
@@ -902,6 +907,7 @@ impl fmt::Debug for ReadGuard<'_> {
 
 /// Why claiming a role failed, before it becomes a [`crate::Error`].
 #[derive(Debug)]
+#[cfg_attr(loom, allow(dead_code))] // loom models only look at is_ok
 pub(crate) enum AttachError {
     /// Held by this live id.
     Held(u64),

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Proves the loom models have teeth: weakens each ring ordering in turn, in a
+# scratch copy of ipc-core, and checks that the models then fail. Exits
+# non-zero if any weakened ordering goes unnoticed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+cp -r "$root/ipc-core" "$scratch/ipc-core"
+cp "$root/Cargo.lock" "$scratch/"
+# A one-member workspace with the root's settings.
+sed -e 's/^members = .*/members = ["ipc-core"]/' -e 's/^default-members = .*//' \
+    "$root/Cargo.toml" > "$scratch/Cargo.toml"
+file="$scratch/ipc-core/src/spsc/mod.rs"
+pristine=$(cat "$file")
+
+# label | text | weakened text  (each text occurs exactly once)
+mutants=(
+  "publish of tail (Release)|.store(self.tail, Ordering::Release)|.store(self.tail, Ordering::Relaxed)"
+  "consumer's load of tail (Acquire)|let tail = self.ring.control().tail.0.load(Ordering::Acquire)|let tail = self.ring.control().tail.0.load(Ordering::Relaxed)"
+  "release of head (Release)|.store(position, Ordering::Release)|.store(position, Ordering::Relaxed)"
+  "producer's load of head (Acquire)|let head = self.ring.control().head.0.load(Ordering::Acquire)|let head = self.ring.control().head.0.load(Ordering::Relaxed)"
+  "claim (Acquire)|claimant.id, Ordering::Acquire, Ordering::Relaxed|claimant.id, Ordering::Relaxed, Ordering::Relaxed"
+  "claim release (Release)|(id, 0, Ordering::Release, Ordering::Relaxed)|(id, 0, Ordering::Relaxed, Ordering::Relaxed)"
+)
+survivors=0
+for mutant in "${mutants[@]}"; do
+  IFS='|' read -r label from to <<< "$mutant"
+  printf '%s' "$pristine" > "$file"
+  count=$(grep -cF -- "$from" "$file" || true)
+  if [ "$count" != 1 ]; then
+    echo "loom-mutants: pattern for '$label' found $count times; update this script" >&2
+    exit 2
+  fi
+  FROM="$from" TO="$to" perl -0pi -e 's/\Q$ENV{FROM}\E/$ENV{TO}/' "$file"
+  if (cd "$scratch" && RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+      cargo test -q -p ipc-core --release --lib --target-dir "$root/target/loom-mutants" \
+      >"$scratch/out.txt" 2>&1); then
+    echo "SURVIVED: weakening the $label went unnoticed by the loom models"
+    survivors=$((survivors + 1))
+  elif result=$(grep -m1 -o 'test result: FAILED.*failed' "$scratch/out.txt"); then
+    echo "caught: weakening the $label: ${result#test result: }"
+  else
+    echo "loom-mutants: the mutant for '$label' did not build or run:" >&2
+    tail -20 "$scratch/out.txt" >&2
+    exit 2
+  fi
+done
+exit "$survivors"
