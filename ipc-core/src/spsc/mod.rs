@@ -11,8 +11,8 @@
 //! half the capacity, a padded message always fits once the ring drains.
 //!
 //! # Protocol
-//! `tail` and `head` are byte positions that only grow; `position & (capacity
-//! - 1)` is the offset. The producer writes records beyond `tail`, then
+//! `tail` and `head` are byte positions that only grow; the offset of a
+//! position is `position & (capacity - 1)`. The producer writes records beyond `tail`, then
 //! publishes them by storing the new `tail` with Release; the consumer loads
 //! `tail` with Acquire, reads records, and releases their space by storing
 //! `head` with Release, which the producer loads with Acquire before reusing
@@ -83,8 +83,9 @@ pub const fn record_size(len: u64) -> u64 {
 /// The largest message a ring of `capacity` bytes accepts: its record must
 /// fit in half the buffer (so a padded message always fits an empty ring) and
 /// its length in the 32-bit header field.
+/// 0 for capacities too small to hold any record.
 pub const fn max_message_for(capacity: u64) -> u64 {
-    let max = capacity / 2 - HEADER;
+    let max = (capacity / 2).saturating_sub(HEADER);
     if max > u32::MAX as u64 {
         u32::MAX as u64 & !(HEADER - 1)
     } else {

@@ -227,6 +227,7 @@ fn bad_geometry_is_rejected() {
     assert!(layout(64, 25).is_err()); // record more than half the ring
     assert!(layout(64, 24).is_ok());
     assert_eq!(max_message_for(1 << 20), (1 << 19) - 8);
+    assert_eq!(max_message_for(8), 0);
 }
 
 // Corruption: a peer writes impossible values into a live ring.
