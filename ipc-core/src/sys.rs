@@ -289,7 +289,10 @@ pub(crate) fn current_pid() -> u32 {
     nix::unistd::getpid().as_raw() as u32
 }
 
-/// Whether a process with this pid exists (it may be a reused pid).
+/// Whether a process with this pid is alive (it may be a reused pid).
+///
+/// A zombie (exited, not yet reaped by its parent) is dead: it will never run
+/// again, yet `kill(pid, 0)` still succeeds on it, so `/proc` is asked too.
 pub(crate) fn process_exists(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
@@ -298,8 +301,23 @@ pub(crate) fn process_exists(pid: u32) -> bool {
         return false;
     }
     // EPERM means it exists but belongs to someone else.
-    !matches!(
+    let exists = !matches!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
         Err(Errno::ESRCH)
-    )
+    );
+    exists && !is_zombie(pid)
+}
+
+/// Whether `/proc/PID/stat` says the process has exited (state `Z` or `X`).
+/// False when it cannot tell (no `/proc`).
+fn is_zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "PID (COMM) STATE ...": COMM may itself hold ')' and spaces, so the
+    // state follows the last ')'.
+    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    matches!(stat.get(close + 2), Some(b'Z' | b'X'))
 }
