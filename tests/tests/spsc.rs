@@ -1,0 +1,395 @@
+//! The SPSC ring across real processes: a forked child and an unrelated
+//! spawned program stream millions of self-checking messages of random size;
+//! the role claims hold across processes and survive `kill -9`.
+
+use std::os::unix::net::UnixListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipc_core::spsc::{self, Consumer, Producer, RecvError, SendError};
+use ipc_core::{Region, RegionOptions};
+use ipc_examples::payload::PayloadGen;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+const PEER: &str = env!("CARGO_BIN_EXE_spsc-peer");
+const TEN_MILLION: u64 = 10_000_000;
+/// Longest any test waits for its peer before failing.
+const DEADLINE: Duration = Duration::from_secs(240);
+
+fn ring_options(capacity: u64, max_message: u64) -> RegionOptions {
+    RegionOptions::new().layout(spsc::layout(capacity, max_message).unwrap())
+}
+
+fn unique(tag: &str) -> String {
+    format!("/ipc-tests-spsc-{tag}-{}", std::process::id())
+}
+
+/// Kills and reaps a forked child if the test fails before it has.
+struct ForkedChild(Option<Pid>);
+
+impl ForkedChild {
+    fn wait(&mut self) -> WaitStatus {
+        let pid = self.0.take().expect("waited once");
+        waitpid(pid, None).unwrap()
+    }
+
+    /// The child's status if it has exited, without waiting.
+    fn exited(&mut self) -> Option<WaitStatus> {
+        let pid = self.0?;
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
+            WaitStatus::StillAlive => None,
+            status => {
+                self.0 = None;
+                Some(status)
+            }
+        }
+    }
+}
+
+impl Drop for ForkedChild {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// Kills and reaps a spawned child if the test fails before it has.
+struct SpawnedChild(Child);
+
+impl SpawnedChild {
+    fn spawn(args: &[&str]) -> SpawnedChild {
+        SpawnedChild(
+            Command::new(PEER)
+                .args(args)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Exit code and stderr, waiting at most until `deadline`.
+    fn finish(mut self, deadline: Instant) -> (i32, String) {
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                self.0
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (status.code().unwrap_or(-1), err);
+            }
+            assert!(Instant::now() < deadline, "peer did not finish in time");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for SpawnedChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Receives and verifies `count` messages, polling `peer_gone` while the
+/// ring is empty so that a dead peer fails the test instead of hanging it.
+fn consume_and_verify(
+    consumer: &mut Consumer,
+    gen: PayloadGen,
+    count: u64,
+    mut peer_gone: impl FnMut() -> Option<String>,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seq = 0u64;
+    let mut buf = vec![0u8; gen.max_len()];
+    let mut idle = 0u32;
+    while seq < count {
+        // Use all three ways of receiving, in turns.
+        let received = match seq % 3 {
+            0 => match consumer.try_recv() {
+                Ok(msg) => {
+                    gen.verify(seq, &msg)
+                        .unwrap_or_else(|e| panic!("message {seq}: {e}"));
+                    1
+                }
+                Err(RecvError::Empty) => 0,
+                Err(e) => panic!("message {seq}: {e}"),
+            },
+            1 => match consumer.recv_into(&mut buf) {
+                Ok(n) => {
+                    gen.verify(seq, &buf[..n])
+                        .unwrap_or_else(|e| panic!("message {seq}: {e}"));
+                    1
+                }
+                Err(RecvError::Empty) => 0,
+                Err(e) => panic!("message {seq}: {e}"),
+            },
+            _ => {
+                let first = seq;
+                let limit = (count - seq).min(200) as usize;
+                let n = consumer
+                    .drain(limit, |msg| {
+                        gen.verify(seq, msg)
+                            .unwrap_or_else(|e| panic!("message {seq}: {e}"));
+                        seq += 1;
+                    })
+                    .unwrap_or_else(|e| panic!("message {seq}: {e}"));
+                seq = first;
+                n as u64
+            }
+        };
+        seq += received;
+        if received > 0 {
+            idle = 0;
+            continue;
+        }
+        idle += 1;
+        if idle % 1024 == 0 {
+            if let Some(why) = peer_gone() {
+                panic!("peer gone after {seq} of {count} messages: {why}");
+            }
+            assert!(Instant::now() < deadline, "stalled at message {seq}");
+            std::thread::yield_now();
+        }
+    }
+    assert_eq!(consumer.try_recv().map(|m| m.len()), Err(RecvError::Empty));
+}
+
+/// The forked child's side: produce `count` messages, mixing single sends,
+/// zero-copy grants and batches. Only non-allocating work: the parent is a
+/// multi-threaded test harness.
+fn produce(producer: &mut Producer, gen: PayloadGen, count: u64) -> Result<(), SendError> {
+    let mut seq = 0u64;
+    let mut scratch = [0u8; 256];
+    let mut spins = 0u64;
+    while seq < count {
+        let len = gen.len_of(seq);
+        let sent = match seq % 4 {
+            0 => {
+                gen.fill(seq, &mut scratch[..len]);
+                producer.try_send(&scratch[..len]).map(|()| 1)
+            }
+            1 | 2 => producer.try_reserve(len).map(|mut grant| {
+                gen.fill(seq, &mut grant);
+                grant.commit();
+                1
+            }),
+            _ => {
+                let mut batch = producer.batch();
+                let mut n = 0;
+                while n < 16 && seq + n < count {
+                    let len = gen.len_of(seq + n);
+                    match batch.try_reserve(len) {
+                        Ok(mut grant) => {
+                            gen.fill(seq + n, &mut grant);
+                            grant.commit();
+                            n += 1;
+                        }
+                        Err(SendError::Full) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if n == 0 {
+                    Err(SendError::Full)
+                } else {
+                    Ok(n)
+                }
+            }
+        };
+        match sent {
+            Ok(n) => {
+                seq += n;
+                spins = 0;
+            }
+            Err(SendError::Full) => {
+                spins += 1;
+                if spins % 256 == 0 {
+                    std::thread::yield_now();
+                }
+                // About a minute of yielding with no progress: give up.
+                if spins > 200_000_000 {
+                    return Err(SendError::Full);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn ten_million_random_messages_from_a_forked_child() {
+    const SEED: u64 = 0x5eed_0001;
+    let gen = PayloadGen::random(SEED, 256);
+    let region = Arc::new(ring_options(1 << 16, 256).create_anonymous().unwrap());
+    // SAFETY: the child only attaches, produces (no allocation, no locks)
+    // and leaves with `_exit`, which is sound in a child of a threaded process.
+    let mut child = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            let code = match Producer::attach(region.clone()) {
+                Ok(mut producer) => match produce(&mut producer, gen, TEN_MILLION) {
+                    Ok(()) => 0,
+                    Err(_) => 3,
+                },
+                Err(_) => 2,
+            };
+            // SAFETY: `_exit` ends the child without running the parent's
+            // atexit handlers or destructors.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => ForkedChild(Some(child)),
+    };
+    let mut consumer = Consumer::attach(region).unwrap();
+    consume_and_verify(&mut consumer, gen, TEN_MILLION, || {
+        child.exited().map(|status| format!("{status:?}"))
+    });
+    let status = child.wait();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+}
+
+#[test]
+fn ten_million_random_messages_from_an_unrelated_process_over_named_shm() {
+    const SEED: u64 = 0x5eed_0002;
+    let name = unique("shm");
+    let gen = PayloadGen::random(SEED, 1000);
+    let region = Arc::new(ring_options(1 << 18, 1000).create_shm(&name).unwrap());
+    let mut consumer = Consumer::attach(region).unwrap();
+    let mut peer = SpawnedChild::spawn(&[
+        "produce-shm",
+        &name,
+        &TEN_MILLION.to_string(),
+        "1000",
+        &SEED.to_string(),
+    ]);
+    consume_and_verify(&mut consumer, gen, TEN_MILLION, || {
+        peer.0
+            .try_wait()
+            .unwrap()
+            .filter(|status| !status.success())
+            .map(|status| format!("{status}"))
+    });
+    let (code, err) = peer.finish(Instant::now() + DEADLINE);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn an_unrelated_process_consumes_a_memfd_ring_handed_over_a_socket() {
+    const SEED: u64 = 0x5eed_0003;
+    const COUNT: u64 = 1_000_000;
+    let dir = std::env::temp_dir().join(format!("ipc-tests-spsc-memfd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("sock");
+    let _ = std::fs::remove_file(&socket_path);
+    let listener = UnixListener::bind(&socket_path).unwrap();
+    let region = Arc::new(
+        ring_options(1 << 16, 512)
+            .create_memfd("spsc-test")
+            .unwrap(),
+    );
+    let peer = SpawnedChild::spawn(&[
+        "consume-memfd",
+        socket_path.to_str().unwrap(),
+        &COUNT.to_string(),
+        "512",
+        &SEED.to_string(),
+    ]);
+    let (socket, _) = listener.accept().unwrap();
+    region.send_fd(&socket).unwrap();
+    let mut producer = Producer::attach(region).unwrap();
+    let gen = PayloadGen::random(SEED, 512);
+    let deadline = Instant::now() + DEADLINE;
+    for seq in 0..COUNT {
+        loop {
+            match producer.try_reserve(gen.len_of(seq)) {
+                Ok(mut grant) => {
+                    gen.fill(seq, &mut grant);
+                    grant.commit();
+                    break;
+                }
+                Err(SendError::Full) => {
+                    assert!(Instant::now() < deadline, "consumer stalled at {seq}");
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let (code, err) = peer.finish(deadline);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_second_producer_in_another_process_is_refused_while_the_first_lives() {
+    let name = unique("claim");
+    let region = Arc::new(ring_options(4096, 64).create_shm(&name).unwrap());
+    let producer = Producer::attach(region.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+
+    let (code, err) = SpawnedChild::spawn(&["attach-producer", &name]).finish(deadline);
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("already attached"), "{err}");
+    assert!(err.contains(&std::process::id().to_string()), "{err}");
+
+    drop(producer);
+    let (code, err) = SpawnedChild::spawn(&["attach-producer", &name]).finish(deadline);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn the_claim_of_a_producer_killed_with_sigkill_is_taken_over() {
+    let region: Arc<Region> = Arc::new(ring_options(4096, 64).create_anonymous().unwrap());
+    let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
+    // SAFETY: the child attaches, sends, writes one byte to a pipe and
+    // sleeps until killed: no allocation, no locks.
+    let mut child = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            let sent = Producer::attach(region.clone())
+                .map(|mut producer| (producer.try_send(b"from the dead").is_ok(), producer));
+            let code = match sent {
+                Ok((true, _producer)) => {
+                    let _ = nix::unistd::write(&ready_w, b"r");
+                    loop {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+                _ => 2,
+            };
+            // SAFETY: leaves the child without running destructors.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => ForkedChild(Some(child)),
+    };
+    drop(ready_w);
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        nix::unistd::read(&ready_r, &mut byte).unwrap(),
+        1,
+        "child failed"
+    );
+
+    let pid = child.0.unwrap();
+    assert!(matches!(
+        Producer::attach(region.clone()),
+        Err(ipc_core::Error::AlreadyAttached { role: "producer", pid: p }) if p == pid.as_raw() as u32
+    ));
+    kill(pid, Signal::SIGKILL).unwrap();
+    assert!(matches!(
+        child.wait(),
+        WaitStatus::Signaled(_, Signal::SIGKILL, _)
+    ));
+
+    let mut producer = Producer::attach(region.clone()).expect("dead holder's claim is free");
+    producer.try_send(b"from the living").unwrap();
+    let mut consumer = Consumer::attach(region).unwrap();
+    assert_eq!(&*consumer.try_recv().unwrap(), b"from the dead");
+    assert_eq!(&*consumer.try_recv().unwrap(), b"from the living");
+}
