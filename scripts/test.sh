@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property, integration and cross-process tests,
+# the benchmarks in smoke mode, doctests, then the loom models (and a check
+# that they catch weakened orderings). Run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== unit, property, integration, cross-process tests; benches in smoke mode"
+cargo test --workspace --all-targets
+
+echo "== doctests"
+cargo test --workspace --doc
+
+echo "== loom models catch every weakened ordering"
+scripts/loom-mutants.sh
+
+echo "== loom models"
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+  cargo test -p ipc-core --release --lib --target-dir target/loom
