@@ -268,10 +268,14 @@ impl RegionOptions {
         let fd = sys::shm_open(&cname, OpenHow::CreateExclusive, self.mode)
             .map_err(|e| open_error("shm_open", name, e))?;
         let unlink = (!self.persist).then(|| Unlink::Shm(cname.clone()));
-        // From here on a failure must not leave the name behind.
+        // From here on a failure must not leave the name behind. Only the
+        // guard unlinks on failure: were the half-made region to unlink too,
+        // the second unlink could remove an object another process created
+        // under the freed name in between.
         let cleanup = NameGuard(Some(Unlink::Shm(cname)));
-        let region = self.create_on_fd(fd, layout, Backing::Shm(name.into()), unlink)?;
+        let mut region = self.create_on_fd(fd, layout, Backing::Shm(name.into()))?;
         cleanup.disarm();
+        region.unlink = unlink;
         Ok(region)
     }
 
@@ -309,7 +313,7 @@ impl RegionOptions {
         let fd = sys::open_file(path, OpenHow::CreateExclusive, self.mode)
             .map_err(|e| open_error("open", &path.display().to_string(), e))?;
         let cleanup = NameGuard(Some(Unlink::File(path.to_path_buf())));
-        let region = self.create_on_fd(fd, layout, Backing::File(path.to_path_buf()), None)?;
+        let region = self.create_on_fd(fd, layout, Backing::File(path.to_path_buf()))?;
         cleanup.disarm();
         Ok(region)
     }
@@ -419,13 +423,9 @@ impl RegionOptions {
         Ok(layout)
     }
 
-    fn create_on_fd(
-        &self,
-        fd: OwnedFd,
-        layout: Layout,
-        backing: Backing,
-        unlink: Option<Unlink>,
-    ) -> Result<Region> {
+    /// Sizes, maps and initialises a freshly created named object or file.
+    /// The region removes nothing on drop; the caller arms that on success.
+    fn create_on_fd(&self, fd: OwnedFd, layout: Layout, backing: Backing) -> Result<Region> {
         // The mode the caller asked for, whatever the umask took away.
         sys::set_mode(fd.as_fd(), self.mode).map_err(|e| Error::os("fchmod", e))?;
         sys::set_len(fd.as_fd(), layout.total_size).map_err(|e| match e {
@@ -439,7 +439,7 @@ impl RegionOptions {
         })?;
         let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
             .map_err(|e| self.map_error(e, false))?;
-        let region = Region::new(ptr, layout, backing, Some(fd), true, unlink, self);
+        let region = Region::new(ptr, layout, backing, Some(fd), true, None, self);
         region.initialise(self)
     }
 
