@@ -1,0 +1,222 @@
+//! Helper process for `tests/tests/regions.rs`: an unrelated process (spawned
+//! with `std::process::Command`, not forked) that creates or attaches to
+//! regions the way a real peer would.
+//!
+//! Usage: `region-peer <role> <args...>`. Each role prints one line on
+//! stdout, `OK <details>` or `ERR <Variant> <Display>`, and exits 0; any
+//! other exit status (with a message on stderr) means the peer itself broke.
+//!
+//! Roles:
+//! - `memfd-reply <socket-fd> <expect> <reply>`: receive a region fd over the
+//!   inherited Unix socket, check that the data area starts with `expect`,
+//!   check that the fd cannot be truncated, write `reply` at offset 4096,
+//!   then send `D` (done) over the socket.
+//! - `shm-reply <name> <expect> <reply>`: the same over a named shm object.
+//! - `shm-create <name> <contents>`: create a persistent shm object holding
+//!   `contents`, print `OK <pid>` and exit (leaving the name behind).
+//! - `file-create <path> <contents>`: create a file region holding `contents`.
+//! - `create-umask <umask> <mode|default> <shm|file> <name-or-path>`: set the
+//!   umask, create a persistent shm object or a file region with the mode.
+//! - `open-unprivileged <shm|file> <name-or-path>`: drop to uid/gid 65534
+//!   (if root), then open.
+//! - `mlock-limited <limit> <size> [<shm|file> <name-or-path> [persist]]`:
+//!   set `RLIMIT_MEMLOCK` to `limit` bytes, drop privileges (so
+//!   `CAP_IPC_LOCK` no longer bypasses it), create a locked region of `size`
+//!   bytes (anonymous unless a backing is given).
+//! - `nofile-limited <memfd|shm> <name>`: set `RLIMIT_NOFILE` to 3, so no new
+//!   fd can be opened, then create a memfd or shm region.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::process::exit;
+
+use ipc_core::{Error, Region, RegionOptions};
+
+/// Where a peer writes its reply in the data area.
+const REPLY_OFFSET: u64 = 4096;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["memfd-reply", fd, expect, reply] => memfd_reply(parse(fd), expect, reply),
+        ["shm-reply", name, expect, reply] => {
+            let region = RegionOptions::new().open_shm(name);
+            report(region.and_then(|r| check_and_reply(&r, expect, reply)));
+        }
+        ["shm-create", name, contents] => {
+            let region = RegionOptions::new()
+                .size(8192)
+                .persist(true)
+                .create_shm(name);
+            report(region.and_then(|r| {
+                r.write_at(0, contents.as_bytes())?;
+                Ok(std::process::id().to_string())
+            }));
+        }
+        ["file-create", path, contents] => {
+            let region = RegionOptions::new().size(8192).create_file(path);
+            report(region.and_then(|r| {
+                r.write_at(0, contents.as_bytes())?;
+                Ok(r.len().to_string())
+            }));
+        }
+        ["create-umask", umask, mode, kind, name] => {
+            // SAFETY: umask only swaps the process's file-creation mask; this
+            // process is single-threaded here.
+            unsafe { libc::umask(parse_octal(umask) as libc::mode_t) };
+            let mut options = RegionOptions::new().size(4096).persist(true);
+            if *mode != "default" {
+                options = options.mode(parse_octal(mode));
+            }
+            report(create(&options, kind, name).map(|_| String::new()));
+        }
+        ["open-unprivileged", kind, name] => {
+            drop_privileges();
+            report(open(&RegionOptions::new(), kind, name).map(|_| String::new()));
+        }
+        ["mlock-limited", limit, size, rest @ ..] => {
+            set_limit(libc::RLIMIT_MEMLOCK, parse(limit));
+            drop_privileges();
+            let options = RegionOptions::new().size(parse(size)).lock(true);
+            let region = match rest {
+                [] => options.create_anonymous(),
+                [kind, name] => create(&options, kind, name),
+                [kind, name, "persist"] => create(&options.persist(true), kind, name),
+                _ => fail(&format!("unknown arguments {args:?}")),
+            };
+            report(region.map(|r| r.len().to_string()));
+        }
+        ["nofile-limited", kind, name] => {
+            set_limit(libc::RLIMIT_NOFILE, 3);
+            let options = RegionOptions::new().size(4096);
+            let region = match *kind {
+                "memfd" => options.create_memfd(name),
+                _ => options.create_shm(name),
+            };
+            report(region.map(|_| String::new()));
+        }
+        _ => fail(&format!("unknown arguments {args:?}")),
+    }
+}
+
+fn memfd_reply(fd: RawFd, expect: &str, reply: &str) {
+    // SAFETY: the test passed us this fd number, a Unix socket it left open
+    // across exec for us alone; nothing else in this process owns it.
+    let mut socket = unsafe { UnixStream::from_raw_fd(fd) };
+    let result = RegionOptions::new().receive_fd(&socket).and_then(|region| {
+        // The memfd is sealed: this process must not be able to shrink it.
+        let fd = region.fd().expect("a memfd region has an fd");
+        match nix::unistd::ftruncate(fd.as_fd(), 0) {
+            Err(nix::errno::Errno::EPERM) => {}
+            other => fail(&format!("ftruncate on the sealed memfd gave {other:?}")),
+        }
+        check_and_reply(&region, expect, reply)
+    });
+    let done = match &result {
+        Ok(_) => b"D",
+        Err(_) => b"E",
+    };
+    if let Err(e) = socket.write_all(done) {
+        fail(&format!("writing to the socket: {e}"));
+    }
+    report(result);
+    // Wait for the test to close its end, so it decides when we go.
+    let mut byte = [0u8; 1];
+    let _ = socket.read(&mut byte);
+}
+
+fn check_and_reply(region: &Region, expect: &str, reply: &str) -> Result<String, Error> {
+    let mut found = vec![0u8; expect.len()];
+    region.read_at(0, &mut found)?;
+    if found != expect.as_bytes() {
+        fail(&format!(
+            "expected {expect:?} in the region, found {:?}",
+            String::from_utf8_lossy(&found)
+        ));
+    }
+    region.write_at(REPLY_OFFSET, reply.as_bytes())?;
+    Ok(region.creator_pid().to_string())
+}
+
+fn create(options: &RegionOptions, kind: &str, name: &str) -> Result<Region, Error> {
+    match kind {
+        "shm" => options.create_shm(name),
+        "file" => options.create_file(name),
+        _ => fail(&format!("unknown backing {kind}")),
+    }
+}
+
+fn open(options: &RegionOptions, kind: &str, name: &str) -> Result<Region, Error> {
+    match kind {
+        "shm" => options.open_shm(name),
+        "file" => options.open_file(name),
+        _ => fail(&format!("unknown backing {kind}")),
+    }
+}
+
+/// Becomes uid/gid 65534 ("nobody") if running as root: a uid change from 0
+/// clears every capability, so permission bits and rlimits apply again.
+fn drop_privileges() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    // SAFETY: plain syscalls on this single-threaded process's credentials;
+    // setgroups reads zero entries from a null pointer.
+    let ok = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(65534) == 0
+            && libc::setuid(65534) == 0
+    };
+    if !ok {
+        fail(&format!(
+            "could not drop privileges: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads one `rlimit` through a valid pointer.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        fail(&format!("setrlimit: {}", std::io::Error::last_os_error()));
+    }
+}
+
+fn report(result: Result<String, Error>) {
+    let line = match result {
+        Ok(details) => format!("OK {details}"),
+        Err(e) => format!("ERR {} {e}", variant(&e)),
+    };
+    println!("{line}");
+}
+
+/// The variant's name, taken from its `Debug` form.
+fn variant(e: &Error) -> String {
+    let debug = format!("{e:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn parse<T: std::str::FromStr>(text: &str) -> T {
+    text.parse()
+        .unwrap_or_else(|_| fail(&format!("not a number: {text:?}")))
+}
+
+fn parse_octal(text: &str) -> u32 {
+    u32::from_str_radix(text, 8).unwrap_or_else(|_| fail(&format!("not octal: {text:?}")))
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("region-peer: {message}");
+    exit(2)
+}
