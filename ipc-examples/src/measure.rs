@@ -17,7 +17,9 @@
 //! [`Transport::RingBatched`]), a pipe, a Unix stream socket, and two raw
 //! shared-memory references: the cache-line ping-pong floor
 //! ([`Transport::Floor`]) and a two-counter copy stream
-//! ([`Transport::CopyStream`]).
+//! ([`Transport::CopyStream`]). [`ring_and_floor_round_trip`] measures the
+//! ring and the floor paired, batch by batch, for a fair ratio on a machine
+//! whose cross-core latency drifts.
 //!
 //! Messages carry a *stamp* (their sequence number plus one, little-endian,
 //! in the first 8 bytes) which the receiver checks, so loss and reordering
