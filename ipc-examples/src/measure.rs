@@ -1287,32 +1287,24 @@ fn read_message(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
 // Round trips
 
 /// Ring ping-pong: the parent sends on one ring and `recv_into`s the echo
-/// from the other; the child echoes each message in place (read guard into
-/// `try_send`).
+/// from the other; the child `recv_into`s each message and `try_send`s it
+/// back, as the pipe and socket children read into a buffer and write it.
 pub fn ring_round_trip(cfg: &RoundTrip) -> Result<Vec<f64>> {
     let there = cfg.geometry.region()?;
     let back = cfg.geometry.region()?;
     let gate = Gate::new()?;
-    let total = cfg.total();
+    let (total, size) = (cfg.total(), cfg.size);
     let child = fork_child(|| -> Result<()> {
         pin_child()?;
         let mut rx = Consumer::attach(there.clone())?;
         let mut tx = Producer::attach(back.clone())?;
         prefault(&there)?;
         prefault(&back)?;
+        let mut buf = vec![0u8; size];
         gate.child_wait_go()?;
         for _ in 0..total {
-            let mut backoff = Backoff::new("a ping", None);
-            loop {
-                match rx.try_recv() {
-                    Ok(msg) => {
-                        send(&mut tx, &msg, None)?;
-                        break;
-                    }
-                    Err(RecvError::Empty) => backoff.snooze()?,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            let n = recv(&mut rx, &mut buf, None)?;
+            send(&mut tx, &buf[..n], None)?;
         }
         Ok(())
     })?;
@@ -1388,6 +1380,7 @@ pub fn ring_and_floor_round_trip(cfg: &RoundTrip) -> Result<(Vec<f64>, Vec<f64>)
     let lines = raw_region(256)?;
     let gate = Gate::new()?;
     let (batches, batch) = ((cfg.warmup + cfg.samples) as u64, cfg.batch.max(1) as u64);
+    let size = cfg.size;
     let child = fork_child(|| -> Result<()> {
         pin_child()?;
         let mut rx = Consumer::attach(there.clone())?;
@@ -1396,6 +1389,7 @@ pub fn ring_and_floor_round_trip(cfg: &RoundTrip) -> Result<(Vec<f64>, Vec<f64>)
         let pong = lines.atomic_u64(128)?;
         prefault(&there)?;
         prefault(&back)?;
+        let mut buf = vec![0u8; size];
         gate.child_wait_go()?;
         let mut i = 0;
         for _ in 0..batches {
@@ -1408,17 +1402,8 @@ pub fn ring_and_floor_round_trip(cfg: &RoundTrip) -> Result<(Vec<f64>, Vec<f64>)
                 pong.store(i, Ordering::Release);
             }
             for _ in 0..batch {
-                let mut backoff = Backoff::new("a ping", None);
-                loop {
-                    match rx.try_recv() {
-                        Ok(msg) => {
-                            send(&mut tx, &msg, None)?;
-                            break;
-                        }
-                        Err(RecvError::Empty) => backoff.snooze()?,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                let n = recv(&mut rx, &mut buf, None)?;
+                send(&mut tx, &buf[..n], None)?;
             }
         }
         Ok(())
