@@ -4,13 +4,16 @@
 //! [`crate::spsc`] are model-checked on heap memory; otherwise they are
 //! `core`'s atomics, laid out in the shared mapping.
 //!
-//! [`Bytes`] is the ring's view of its data area. Production code reads and
-//! writes it through raw pointers. Loom cannot see raw-pointer accesses, so
-//! under `cfg(loom)` every 8-byte word of the area also has a
+//! [`Bytes`] is the ring's view of its data area. Payload bytes are read and
+//! written through raw pointers; record headers, which double as commit
+//! words, through [`Bytes::word`] as atomics. Loom cannot see raw-pointer
+//! accesses, so under `cfg(loom)` every 8-byte word of the area also has a
 //! `loom::cell::UnsafeCell<()>` tracker: [`Bytes::mark_written`] and
 //! [`Bytes::mark_read`] record an access, and loom reports a causality
 //! violation when a write and another access of the same word are not ordered
-//! by happens-before. In production both calls compile to nothing.
+//! by happens-before; and every word has a loom atomic that stands in for it
+//! when used as a header. In production the marks compile to nothing and a
+//! header is the word itself.
 
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -32,6 +35,8 @@ pub(crate) struct Bytes {
     len: usize,
     #[cfg(loom)]
     trackers: NonNull<loom::cell::UnsafeCell<()>>,
+    #[cfg(loom)]
+    words: NonNull<AtomicU64>,
 }
 
 impl Bytes {
@@ -55,6 +60,22 @@ impl Bytes {
         // SAFETY: `offset <= len` (checked by every caller against the locally
         // held capacity), so the result stays inside the area or one past it.
         unsafe { self.ptr.as_ptr().add(offset) }
+    }
+
+    /// The 8-byte word at `offset` as an atomic, for record headers.
+    ///
+    /// The caller has checked that `offset` is 8-aligned and below `len`.
+    #[inline(always)]
+    pub(crate) fn word(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset % WORD == 0 && offset < self.len);
+        #[cfg(not(loom))]
+        // SAFETY: in bounds and 8-aligned (the area is, and so is `offset`);
+        // an atomic may alias memory that other processes write.
+        return unsafe { &*(self.at(offset) as *const AtomicU64) };
+        #[cfg(loom)]
+        // SAFETY: `offset / WORD` indexes the atomics `HeapBytes` allocated,
+        // which outlive every view.
+        return unsafe { &*self.words.as_ptr().add(offset / WORD) };
     }
 
     /// Length of the area in bytes.
@@ -98,8 +119,9 @@ impl Bytes {
 #[cfg(loom)]
 #[derive(Debug)]
 pub(crate) struct HeapBytes {
-    words: Box<[core::cell::UnsafeCell<u64>]>,
+    bytes: Box<[core::cell::UnsafeCell<u64>]>,
     trackers: Box<[loom::cell::UnsafeCell<()>]>,
+    words: Box<[AtomicU64]>,
 }
 
 #[cfg(loom)]
@@ -108,22 +130,24 @@ impl HeapBytes {
     pub(crate) fn new(len: usize) -> Self {
         assert_eq!(len % WORD, 0);
         Self {
-            words: (0..len / WORD)
+            bytes: (0..len / WORD)
                 .map(|_| core::cell::UnsafeCell::new(0))
                 .collect(),
             trackers: (0..len / WORD)
                 .map(|_| loom::cell::UnsafeCell::new(()))
                 .collect(),
+            words: (0..len / WORD).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// A view of the whole area; valid while `self` lives.
     pub(crate) fn view(&self) -> Bytes {
         Bytes {
-            ptr: NonNull::new(self.words.as_ptr() as *mut u8).expect("boxed slice is non-null"),
-            len: self.words.len() * WORD,
+            ptr: NonNull::new(self.bytes.as_ptr() as *mut u8).expect("boxed slice is non-null"),
+            len: self.bytes.len() * WORD,
             trackers: NonNull::new(self.trackers.as_ptr() as *mut _)
                 .expect("boxed slice is non-null"),
+            words: NonNull::new(self.words.as_ptr() as *mut _).expect("boxed slice is non-null"),
         }
     }
 }

@@ -186,7 +186,7 @@ fn one_producer_claim_wins() {
 #[test]
 fn producer_handover_keeps_order() {
     loom::model(|| {
-        let (ring, owner) = heap_ring(32, 8);
+        let (ring, owner) = heap_ring(64, 8);
         let mut consumer = Consumer::attach_ring(ring, owner.clone(), claimant(9)).unwrap();
         let mut first = Producer::attach_ring(ring, owner.clone(), claimant(1)).unwrap();
         let a = thread::spawn(move || {

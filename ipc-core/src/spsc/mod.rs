@@ -3,21 +3,31 @@
 //!
 //! # Layout
 //! The region's data area holds a [`Control`] block of four 128-byte lines
-//! (published `tail`, released `head`, producer claim, consumer claim) and then
-//! `capacity` bytes of records. A record is an 8-byte header (`marker << 32 |
-//! len`) followed by the payload padded to 8 bytes. A message that would
-//! cross the end of the buffer is preceded by a padding record that runs to
-//! the end, so no message is ever split. Because a message's record is at most
-//! half the capacity, a padded message always fits once the ring drains.
+//! (`tail`, `head`, producer claim, consumer claim) and then `capacity` bytes
+//! of records. A record is an 8-byte header (`marker << 32 | len`) followed by
+//! the payload padded to 8 bytes. A message that would cross the end of the
+//! buffer is preceded by a padding record that runs to the end, so no message
+//! is ever split. Because a message's record is at most half the capacity, a
+//! padded message always fits once the ring drains.
 //!
 //! # Protocol
-//! `tail` and `head` are byte positions that only grow; the offset of a
-//! position is `position & (capacity - 1)`. The producer writes records beyond `tail`, then
-//! publishes them by storing the new `tail` with Release; the consumer loads
-//! `tail` with Acquire, reads records, and releases their space by storing
-//! `head` with Release, which the producer loads with Acquire before reusing
-//! it. Each side caches the other's position and reloads it only when the
-//! ring looks full (producer) or empty (consumer).
+//! Positions are byte counts that only grow; the offset of a position is
+//! `position & (capacity - 1)`. A record's header is its commit word, and a
+//! header of 0 means "nothing here yet". The producer writes a record's
+//! payload, stores 0 into the header word right after the record (so the end
+//! of the published records always reads 0), and then stores the header with
+//! Release. The consumer loads the header at its position with Acquire: 0 is
+//! empty, anything else is a record it validates and reads. It then releases
+//! the space by storing its position into `head` with Release, which the
+//! producer loads with Acquire, only when the ring looks full, before reusing
+//! the space. So when the consumer keeps up, each message costs the two sides
+//! one shared cache line (the record's) and no other shared word; a batch
+//! withholds its first header and publishes everything with one store.
+//!
+//! `tail` is not on that path: a producer stores its end position there when
+//! it detaches, and the next producer starts from it, following committed
+//! headers from `max(head, tail)` to the first 0, which also finds the end
+//! left by a producer that died.
 //!
 //! Nothing read from shared memory is trusted: positions and record headers
 //! are checked against the capacity and message limit this process validated
@@ -81,8 +91,8 @@ pub const fn record_size(len: u64) -> u64 {
 }
 
 /// The largest message a ring of `capacity` bytes accepts: its record must
-/// fit in half the buffer (so a padded message always fits an empty ring) and
-/// its length in the 32-bit header field.
+/// fit in half the buffer (so a padded message, plus the next record's header
+/// word, always fits an empty ring) and its length in the 32-bit header field.
 /// 0 for capacities too small to hold any record.
 pub const fn max_message_for(capacity: u64) -> u64 {
     let max = (capacity / 2).saturating_sub(HEADER);
@@ -128,7 +138,8 @@ pub(crate) struct Line(AtomicU64);
 /// The ring's shared control block, right after the region header.
 #[repr(C)]
 pub(crate) struct Control {
-    /// Producer-written: end of the published records. Consumer reads it.
+    /// Producer-written when it detaches: where its records ended. Read by
+    /// the next producer as a hint; never on the message path.
     tail: Line,
     /// Consumer-written: end of the released records. Producer reads it.
     head: Line,
@@ -329,18 +340,19 @@ impl std::error::Error for SendError {}
 impl std::error::Error for RecvError {}
 impl std::error::Error for Corruption {}
 
-/// The producing half: the only writer of records and of `tail`.
+/// The producing half: the only writer of records.
 ///
 /// `Send` but not `Sync`: one thread at a time, `&mut self` throughout. Do
 /// not use a handle in a child after `fork`; attach there instead.
 pub struct Producer {
     ring: Ring,
-    /// End of the records committed here; `published <= tail`.
+    /// End of the records written here, published or withheld by a batch.
+    /// The header word at this position is 0.
     tail: u64,
-    /// Last value stored to the shared `tail`.
-    published: u64,
     /// The consumer's `head` when last read; may be stale (only ever low).
     cached_head: u64,
+    /// The commit word an open batch withholds: buffer offset and value.
+    withheld: Option<(usize, u64)>,
     id: u64,
     _owner: Arc<dyn Send + Sync>,
 }
@@ -354,7 +366,7 @@ unsafe impl Send for Producer {}
 struct Reservation {
     /// Offset of the record header in the buffer.
     start: usize,
-    /// Padding record to write first at the old offset (0 for none).
+    /// Bytes of padding record before it, at the old offset (0 for none).
     pad: u64,
     /// Bytes of the record.
     record: u64,
@@ -363,7 +375,7 @@ struct Reservation {
 }
 
 impl Producer {
-    /// Claims the producer role of `ring`.
+    /// Claims the producer role of `ring` and finds where the records end.
     pub(crate) fn attach_ring(
         ring: Ring,
         owner: Arc<dyn Send + Sync>,
@@ -371,29 +383,54 @@ impl Producer {
     ) -> Result<Producer, AttachError> {
         let control = ring.control();
         Ring::claim(&control.producer.0, claimant).map_err(AttachError::Held)?;
-        // Relaxed: only producers write `tail`, and the claim's Acquire
-        // ordered the previous producer's last store before this load.
-        let tail = control.tail.0.load(Ordering::Relaxed);
+        match Self::find_end(ring) {
+            Ok((head, tail)) => Ok(Producer {
+                ring,
+                tail,
+                cached_head: head,
+                withheld: None,
+                id: claimant.id,
+                _owner: owner,
+            }),
+            Err(c) => {
+                Ring::release(&control.producer.0, claimant.id);
+                Err(AttachError::Corrupted(c))
+            }
+        }
+    }
+
+    /// The consumer's `head` and the end of the committed records: from the
+    /// last producer's `tail` (or `head`, if the consumer is past it), along
+    /// committed headers to the first 0.
+    fn find_end(ring: Ring) -> Result<(u64, u64), Corruption> {
+        let control = ring.control();
         // Acquire: pairs with the Release store of `head` in `Consumer::release`.
         let head = control.head.0.load(Ordering::Acquire);
-        if let Err(c) = ring.check_positions(head, tail).and_then(|()| {
-            if tail > u64::MAX / 2 {
-                Err(Corruption::new("position too large", tail))
-            } else {
-                Ok(())
-            }
-        }) {
-            Ring::release(&control.producer.0, claimant.id);
-            return Err(AttachError::Corrupted(c));
+        // Relaxed: the claim's Acquire ordered the last producer's store.
+        let hint = control.tail.0.load(Ordering::Relaxed);
+        if head % HEADER != 0 || head > u64::MAX / 2 {
+            return Err(Corruption::new("impossible head", head));
         }
-        Ok(Producer {
-            ring,
-            tail,
-            published: tail,
-            cached_head: head,
-            id: claimant.id,
-            _owner: owner,
-        })
+        let mut tail = head.max(hint);
+        ring.check_positions(head, tail)?;
+        loop {
+            let offset = ring.offset(tail);
+            // Acquire: pairs with the Release commit in `Producer::commit`
+            // or `publish`, by whichever producer wrote the record.
+            let word = ring.buf.word(offset).load(Ordering::Acquire);
+            if word == 0 {
+                return Ok((head, tail));
+            }
+            let step = match word >> 32 {
+                PAD_MARKER => ring.capacity - offset as u64,
+                MSG_MARKER if word & 0xffff_ffff <= ring.max_message => {
+                    record_size(word & 0xffff_ffff)
+                }
+                _ => return Err(Corruption::new("bad record marker", word)),
+            };
+            tail += step;
+            ring.check_positions(head, tail)?;
+        }
     }
 
     /// Largest message this ring accepts, in bytes.
@@ -423,12 +460,12 @@ impl Producer {
         Ok(Grant {
             producer: self,
             reservation,
-            publish: true,
+            defer: false,
         })
     }
 
-    /// Starts a batch: its commits become visible together, with one store of
-    /// `tail`, when the batch is dropped or [`Batch::publish`]ed.
+    /// Starts a batch: its commits become visible together, with one
+    /// Release store, when the batch is dropped or [`Batch::publish`]ed.
     pub fn batch(&mut self) -> Batch<'_> {
         Batch { producer: self }
     }
@@ -446,21 +483,19 @@ impl Producer {
         let offset = ring.offset(self.tail);
         let contiguous = ring.capacity - offset as u64;
         let pad = if record <= contiguous { 0 } else { contiguous };
-        let need = pad + record;
+        // The next record's header word must be free too: commit zeroes it.
+        let need = pad + record + HEADER;
         if ring.capacity - (self.tail - self.cached_head) < need {
             self.refresh_head()?;
             if ring.capacity - (self.tail - self.cached_head) < need {
-                // Whatever a batch committed must become visible, or the
+                // Whatever a batch withholds must become visible, or the
                 // consumer could never make room.
                 self.publish();
                 return Err(SendError::Full);
             }
         }
         let start = if pad == 0 { offset } else { 0 };
-        if pad != 0 {
-            ring.buf.mark_written(offset, WORD);
-        }
-        ring.buf.mark_written(start, record as usize);
+        ring.buf.mark_written(start + WORD, record as usize - WORD);
         Ok(Reservation {
             start,
             pad,
@@ -488,35 +523,45 @@ impl Producer {
         Ok(())
     }
 
+    /// Makes a reserved record committed: visible now, or with the batch.
     #[inline]
-    fn commit(&mut self, r: Reservation) {
-        let buf = self.ring.buf;
-        if r.pad != 0 {
-            let offset = self.ring.offset(self.tail);
-            // SAFETY: `offset` is 8-aligned and `offset + 8 <= capacity`
-            // (a pad is at least one word), inside the space `reserve` found
-            // free; the consumer reads it only after we publish.
-            unsafe { (buf.at(offset) as *mut u64).write(PAD_MARKER << 32 | (r.pad - HEADER)) };
+    fn commit(&mut self, r: Reservation, defer: bool) {
+        let ring = self.ring;
+        let end = self.tail + r.pad + r.record;
+        // Relaxed: the header of the next record, zeroed so the end of the
+        // records reads 0; the Release commit below orders it first.
+        ring.buf.word(ring.offset(end)).store(0, Ordering::Relaxed);
+        let message = MSG_MARKER << 32 | r.len as u64;
+        let commit = if r.pad == 0 {
+            (r.start, message)
+        } else {
+            // Relaxed: reachable only through the padding record, whose
+            // commit below publishes it.
+            ring.buf.word(r.start).store(message, Ordering::Relaxed);
+            (ring.offset(self.tail), PAD_MARKER << 32 | (r.pad - HEADER))
+        };
+        self.tail = end;
+        if self.withheld.is_some() {
+            // Relaxed: reachable only through the withheld first commit of
+            // the batch, which `publish` stores with Release.
+            ring.buf.word(commit.0).store(commit.1, Ordering::Relaxed);
+        } else if defer {
+            self.withheld = Some(commit);
+        } else {
+            // Release: pairs with the Acquire load of the header in
+            // `Consumer::next`: payload and the next header's 0 are written
+            // before the consumer can see the record.
+            ring.buf.word(commit.0).store(commit.1, Ordering::Release);
         }
-        // SAFETY: `start` is 8-aligned and the record lies inside the buffer
-        // and the reserved free space, which the consumer does not read until
-        // the publication below.
-        unsafe { (buf.at(r.start) as *mut u64).write(MSG_MARKER << 32 | r.len as u64) };
-        self.tail += r.pad + r.record;
     }
 
+    /// Publishes what a batch withholds.
     #[inline]
     fn publish(&mut self) {
-        if self.tail != self.published {
-            // Release: pairs with the Acquire load of `tail` in
-            // `Consumer::refresh_tail`: the records are written before the
-            // consumer can see their position.
-            self.ring
-                .control()
-                .tail
-                .0
-                .store(self.tail, Ordering::Release);
-            self.published = self.tail;
+        if let Some((offset, header)) = self.withheld.take() {
+            // Release: pairs with the Acquire load of the header in
+            // `Consumer::next`, for every record of the batch.
+            self.ring.buf.word(offset).store(header, Ordering::Release);
         }
     }
 }
@@ -524,6 +569,13 @@ impl Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         self.publish();
+        // Relaxed: the claim's Release in `Ring::release` orders it for the
+        // next producer, which reads it after its claim's Acquire.
+        self.ring
+            .control()
+            .tail
+            .0
+            .store(self.tail, Ordering::Relaxed);
         Ring::release(&self.ring.control().producer.0, self.id);
     }
 }
@@ -544,17 +596,15 @@ impl fmt::Debug for Producer {
 pub struct Grant<'a> {
     producer: &'a mut Producer,
     reservation: Reservation,
-    publish: bool,
+    /// Inside a batch: leave publication to the batch.
+    defer: bool,
 }
 
 impl Grant<'_> {
     /// Makes the message visible (at the end of the batch, inside one).
     #[inline]
     pub fn commit(self) {
-        self.producer.commit(self.reservation);
-        if self.publish {
-            self.producer.publish();
-        }
+        self.producer.commit(self.reservation, self.defer);
     }
 }
 
@@ -588,8 +638,8 @@ impl fmt::Debug for Grant<'_> {
     }
 }
 
-/// Commits made through a batch become visible together when it is dropped
-/// or published.
+/// Commits made through a batch become visible together, with one Release
+/// store, when it is dropped or published.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -626,7 +676,7 @@ impl Batch<'_> {
         Ok(Grant {
             producer: self.producer,
             reservation,
-            publish: false,
+            defer: true,
         })
     }
 
@@ -653,8 +703,6 @@ pub struct Consumer {
     ring: Ring,
     /// End of the records released here; what the shared `head` holds.
     head: u64,
-    /// The producer's `tail` when last read; may be stale (only ever low).
-    cached_tail: u64,
     id: u64,
     _owner: Arc<dyn Send + Sync>,
 }
@@ -682,22 +730,16 @@ impl Consumer {
         Ring::claim(&control.consumer.0, claimant).map_err(AttachError::Held)?;
         // Relaxed: only consumers write `head`; the claim ordered the last one.
         let head = control.head.0.load(Ordering::Relaxed);
-        // Acquire: pairs with the Release store of `tail` in `Producer::publish`.
-        let tail = control.tail.0.load(Ordering::Acquire);
-        if let Err(c) = ring.check_positions(head, tail).and_then(|()| {
-            if tail > u64::MAX / 2 {
-                Err(Corruption::new("position too large", tail))
-            } else {
-                Ok(())
-            }
-        }) {
+        if head % HEADER != 0 || head > u64::MAX / 2 {
             Ring::release(&control.consumer.0, claimant.id);
-            return Err(AttachError::Corrupted(c));
+            return Err(AttachError::Corrupted(Corruption::new(
+                "impossible head",
+                head,
+            )));
         }
         Ok(Consumer {
             ring,
             head,
-            cached_tail: tail,
             id: claimant.id,
             _owner: owner,
         })
@@ -764,37 +806,37 @@ impl Consumer {
 
     #[inline(always)]
     fn payload(&self, record: Record) -> &[u8] {
-        // SAFETY: `next` checked that the payload lies inside the buffer and
-        // inside the published, unreleased records, which the producer does
-        // not write until we release them; `&self` ties the slice to the
-        // consumer so no release can happen while it lives.
+        // SAFETY: `next` checked that the payload lies inside the buffer, in
+        // a committed record that we have not released, which the producer
+        // does not write until we do; `&self` ties the slice to the consumer
+        // so no release can happen while it lives.
         unsafe { core::slice::from_raw_parts(self.ring.buf.at(record.start), record.len) }
     }
 
-    /// The record at `position` (skipping a padding record), validated.
+    /// The committed record at `position` (after a padding record, if one
+    /// is there), validated; `Empty` if none is committed yet.
     #[inline]
     fn next(&mut self, position: u64) -> Result<Record, RecvError> {
-        if position == self.cached_tail {
-            self.refresh_tail()?;
-            if position == self.cached_tail {
-                return Err(RecvError::Empty);
-            }
-        }
         let ring = self.ring;
         let corrupted = |what, value| Err(RecvError::Corrupted(Corruption::new(what, value)));
+        let mut offset = ring.offset(position);
+        // Acquire: pairs with the Release commit in `Producer::commit` or
+        // `Producer::publish`: the record (and every record a batch or a
+        // padding record publishes with it) is written before we see it.
+        let mut word = ring.buf.word(offset).load(Ordering::Acquire);
+        if word == 0 {
+            return Err(RecvError::Empty);
+        }
         let mut position = position;
-        let mut word = self.read_header(position);
         if word >> 32 == PAD_MARKER {
-            let offset = ring.offset(position) as u64;
-            let pad = ring.capacity - offset;
+            let pad = ring.capacity - offset as u64;
             if offset == 0 || word & 0xffff_ffff != pad - HEADER {
                 return corrupted("bad padding record", word);
             }
             position += pad;
-            if position >= self.cached_tail {
-                return corrupted("padding record without a message after it", word);
-            }
-            word = self.read_header(position);
+            offset = 0;
+            // Relaxed: published by the padding record's commit, acquired above.
+            word = ring.buf.word(0).load(Ordering::Relaxed);
         }
         if word >> 32 != MSG_MARKER {
             return corrupted("bad record marker", word);
@@ -804,9 +846,11 @@ impl Consumer {
             return corrupted("record longer than the maximum message", len);
         }
         let record = record_size(len);
-        let offset = ring.offset(position);
-        if offset as u64 + record > ring.capacity || position + record > self.cached_tail {
-            return corrupted("record overruns the published data", len);
+        if offset as u64 + record > ring.capacity {
+            return corrupted("record crosses the end of the buffer", len);
+        }
+        if position + record - self.head > ring.capacity {
+            return corrupted("records run past a whole lap", position);
         }
         ring.buf.mark_read(offset + WORD, record as usize - WORD);
         Ok(Record {
@@ -814,34 +858,6 @@ impl Consumer {
             len: len as usize,
             end: position + record,
         })
-    }
-
-    #[inline(always)]
-    fn read_header(&self, position: u64) -> u64 {
-        let offset = self.ring.offset(position);
-        self.ring.buf.mark_read(offset, WORD);
-        // SAFETY: `offset` is 8-aligned (positions are validated multiples of
-        // 8) and below the capacity; `position < cached_tail`, so the word is
-        // published and the producer does not write it until we release it.
-        unsafe { (self.ring.buf.at(offset) as *const u64).read() }
-    }
-
-    #[cold]
-    fn refresh_tail(&mut self) -> Result<(), RecvError> {
-        // Acquire: pairs with the Release store of `tail` in
-        // `Producer::publish`, so the records before it are visible.
-        let tail = self.ring.control().tail.0.load(Ordering::Acquire);
-        self.ring
-            .check_positions(self.head, tail)
-            .map_err(RecvError::Corrupted)?;
-        if tail < self.cached_tail {
-            return Err(RecvError::Corrupted(Corruption::new(
-                "tail moved backwards",
-                tail,
-            )));
-        }
-        self.cached_tail = tail;
-        Ok(())
     }
 
     #[inline]

@@ -48,17 +48,23 @@ fn messages_of_every_size_arrive_in_order() {
 
 #[test]
 fn full_and_empty_at_the_exact_boundary() {
-    // Records of 24-byte messages take 32 bytes: two fill a 64-byte ring.
+    // 16-byte messages take 24-byte records; two of them and the next
+    // record's header word (8 bytes) fill 56 of 64 bytes, and a third does
+    // not fit until the consumer releases one.
     let (_r, mut p, mut c) = ring(64, 24);
     assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
-    p.try_send(&[1; 24]).unwrap();
-    p.try_send(&[2; 24]).unwrap();
-    assert_eq!(p.try_send(&[3; 24]), Err(SendError::Full));
-    assert_eq!(p.try_send(&[]), Err(SendError::Full));
-    assert_eq!(recv_vec(&mut c).unwrap(), [1; 24]);
-    p.try_send(&[3; 24]).unwrap();
-    assert_eq!(recv_vec(&mut c).unwrap(), [2; 24]);
-    assert_eq!(recv_vec(&mut c).unwrap(), [3; 24]);
+    p.try_send(&[1; 16]).unwrap();
+    p.try_send(&[2; 16]).unwrap();
+    assert_eq!(p.try_send(&[3; 16]), Err(SendError::Full));
+    assert_eq!(recv_vec(&mut c).unwrap(), [1; 16]);
+    // 40 bytes used and 8 for the next header: an empty message (8 bytes)
+    // fits, a 16-byte one needs padding and does not.
+    assert_eq!(p.try_send(&[3; 16]), Err(SendError::Full));
+    p.try_send(&[]).unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), [2; 16]);
+    p.try_send(&[3; 16]).unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), []);
+    assert_eq!(recv_vec(&mut c).unwrap(), [3; 16]);
     assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
 }
 
@@ -87,11 +93,16 @@ fn a_message_that_would_cross_the_end_is_padded_not_split() {
     assert_eq!(recv_vec(&mut c).unwrap(), [8; 24]);
     // 16 bytes left before the end; a 32-byte record pads them and goes to 0.
     p.try_send(&[9; 20]).unwrap();
-    assert_eq!(word(&region, TAIL).load(Ordering::Relaxed), 48 + 16 + 32);
     let pad = word(&region, BUFFER + 48).load(Ordering::Relaxed);
-    assert_eq!(pad >> 32, PAD_MARKER);
+    assert_eq!(pad, PAD_MARKER << 32 | 8);
+    assert_eq!(
+        word(&region, BUFFER).load(Ordering::Relaxed),
+        MSG_MARKER << 32 | 20
+    );
+    // The end of the records reads 0.
+    assert_eq!(word(&region, BUFFER + 32).load(Ordering::Relaxed), 0);
     assert_eq!(recv_vec(&mut c).unwrap(), [9; 20]);
-    assert_eq!(word(&region, HEAD).load(Ordering::Relaxed), 96);
+    assert_eq!(word(&region, HEAD).load(Ordering::Relaxed), 48 + 16 + 32);
 }
 
 #[test]
@@ -118,9 +129,18 @@ fn batch_commits_are_visible_only_together() {
     let mut grant = batch.try_reserve(2).unwrap();
     grant.copy_from_slice(b"bc");
     grant.commit();
-    assert_eq!(word(&region, TAIL).load(Ordering::Relaxed), 0);
+    // The first record's header is withheld; the second's is written.
+    assert_eq!(word(&region, BUFFER).load(Ordering::Relaxed), 0);
+    assert_eq!(
+        word(&region, BUFFER + 16).load(Ordering::Relaxed),
+        MSG_MARKER << 32 | 2
+    );
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
     drop(batch);
-    assert_eq!(word(&region, TAIL).load(Ordering::Relaxed), 32);
+    assert_eq!(
+        word(&region, BUFFER).load(Ordering::Relaxed),
+        MSG_MARKER << 32 | 1
+    );
     let mut got = Vec::new();
     assert_eq!(c.drain(usize::MAX, |m| got.push(m.to_vec())), Ok(2));
     assert_eq!(got, [b"a".to_vec(), b"bc".to_vec()]);
@@ -132,13 +152,14 @@ fn batch_commits_are_visible_only_together() {
 fn a_full_batch_publishes_what_it_has_so_the_consumer_can_drain() {
     let (_r, mut p, mut c) = ring(64, 24);
     let mut batch = p.batch();
-    batch.try_send(&[1; 24]).unwrap();
-    batch.try_send(&[2; 24]).unwrap();
-    assert_eq!(batch.try_send(&[3; 24]), Err(SendError::Full));
-    assert_eq!(c.drain(1, |m| assert_eq!(m, [1; 24])), Ok(1));
-    batch.try_send(&[3; 24]).unwrap();
+    batch.try_send(&[1; 16]).unwrap();
+    batch.try_send(&[2; 16]).unwrap();
+    assert_eq!(batch.try_send(&[3; 8]), Err(SendError::Full));
+    assert_eq!(c.drain(1, |m| assert_eq!(m, [1; 16])), Ok(1));
+    batch.try_send(&[3; 8]).unwrap();
+    assert_eq!(c.drain(10, |_| {}), Ok(1)); // the third is withheld
     batch.publish();
-    assert_eq!(c.drain(10, |_| {}), Ok(2));
+    assert_eq!(c.drain(10, |m| assert_eq!(m, [3; 8])), Ok(1));
 }
 
 #[test]
@@ -233,30 +254,60 @@ fn bad_geometry_is_rejected() {
 // Corruption: a peer writes impossible values into a live ring.
 
 #[test]
-fn corrupted_tail_is_reported_not_followed() {
-    let (region, mut p, mut c) = ring(256, 64);
-    p.try_send(b"ok").unwrap();
+fn a_new_producer_validates_the_tail_it_is_handed() {
+    let (region, p, mut c) = ring(256, 64);
+    drop(p);
     for bad in [257 * 8, 4, u64::MAX, 1 << 63] {
         word(&region, TAIL).store(bad, Ordering::Relaxed);
         assert!(
-            matches!(recv_vec(&mut c), Err(RecvError::Corrupted(_))),
+            matches!(
+                Producer::attach(region.clone()),
+                Err(Error::InvalidLayout { .. })
+            ),
             "{bad}"
         );
-        assert!(matches!(c.drain(10, |_| {}), Err(RecvError::Corrupted(_))));
     }
-    word(&region, TAIL).store(16, Ordering::Relaxed);
+    // A stale tail behind the consumer is only a hint: the producer starts
+    // at the consumer's position and follows committed records from there.
+    word(&region, TAIL).store(0, Ordering::Relaxed);
+    let mut p = Producer::attach(region.clone()).unwrap();
+    p.try_send(b"ok").unwrap();
+    drop(p);
     assert_eq!(recv_vec(&mut c).unwrap(), b"ok");
+    word(&region, TAIL).store(0, Ordering::Relaxed);
+    let mut p = Producer::attach(region).unwrap();
+    p.try_send(b"next").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"next");
+}
+
+#[test]
+fn a_producer_that_died_mid_batch_is_resumed_at_its_last_commit() {
+    let (region, mut p, mut c) = ring(256, 64);
+    p.try_send(b"committed").unwrap();
+    let mut batch = p.batch();
+    batch.try_send(b"withheld 1").unwrap();
+    batch.try_send(b"withheld 2").unwrap();
+    // Dies: no publish, no tail, no claim release.
+    std::mem::forget(batch);
+    std::mem::forget(p);
+    word(&region, PRODUCER).store(i32::MAX as u64, Ordering::Relaxed);
+    let mut p = Producer::attach(region).unwrap();
+    p.try_send(b"after").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"committed");
+    assert_eq!(recv_vec(&mut c).unwrap(), b"after");
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
 }
 
 #[test]
 fn corrupted_head_is_reported_to_the_producer() {
+    // Two 16-byte messages fill the 64-byte ring (see the boundary test).
     let (region, mut p, _c) = ring(64, 24);
-    p.try_send(&[0; 24]).unwrap();
-    p.try_send(&[0; 24]).unwrap();
+    p.try_send(&[0; 16]).unwrap();
+    p.try_send(&[0; 16]).unwrap();
     for bad in [128, 3, u64::MAX] {
         word(&region, HEAD).store(bad, Ordering::Relaxed);
         assert!(
-            matches!(p.try_send(&[0; 24]), Err(SendError::Corrupted(_))),
+            matches!(p.try_send(&[0; 16]), Err(SendError::Corrupted(_))),
             "{bad}"
         );
     }
@@ -265,7 +316,7 @@ fn corrupted_head_is_reported_to_the_producer() {
 #[test]
 fn corrupted_records_are_reported() {
     let (region, mut p, mut c) = ring(256, 64);
-    let cases: [(u64, &str); 5] = [
+    let cases: [(u64, &str); 4] = [
         (0xdead_beef_0000_0004, "bad record marker"),
         (
             MSG_MARKER << 32 | 65,
@@ -275,37 +326,63 @@ fn corrupted_records_are_reported() {
             MSG_MARKER << 32 | u32::MAX as u64,
             "record longer than the maximum message",
         ),
-        (MSG_MARKER << 32 | 40, "record overruns the published data"),
         (PAD_MARKER << 32 | 8, "bad padding record"),
     ];
     for (bad, what) in cases {
         p.try_send(&[1; 8]).unwrap();
         let record_at = BUFFER + (word(&region, HEAD).load(Ordering::Relaxed) % 256);
-        word(&region, record_at).store(bad, Ordering::Relaxed);
+        let good = word(&region, record_at).swap(bad, Ordering::Relaxed);
         match recv_vec(&mut c) {
             Err(RecvError::Corrupted(corruption)) => assert_eq!(corruption.what, what),
             other => panic!("{bad:#x}: {other:?}"),
         }
+        assert!(matches!(c.drain(5, |_| {}), Err(RecvError::Corrupted(_))));
         // Repair the record so the next case starts clean.
-        word(&region, record_at).store(MSG_MARKER << 32 | 8, Ordering::Relaxed);
+        word(&region, record_at).store(good, Ordering::Relaxed);
         assert_eq!(recv_vec(&mut c).unwrap(), [1; 8]);
     }
+    // A record that would cross the end of the buffer: 16 bytes before the
+    // end, a 40-byte message claims 48.
+    while word(&region, HEAD).load(Ordering::Relaxed) % 256 != 240 {
+        p.try_send(&[2; 8]).unwrap();
+        recv_vec(&mut c).unwrap();
+    }
+    p.try_send(&[3; 8]).unwrap();
+    word(&region, BUFFER + 240).store(MSG_MARKER << 32 | 40, Ordering::Relaxed);
+    assert!(matches!(
+        recv_vec(&mut c),
+        Err(RecvError::Corrupted(Corruption {
+            what: "record crosses the end of the buffer",
+            ..
+        }))
+    ));
+    // A padding record with no message after it.
+    word(&region, BUFFER + 240).store(PAD_MARKER << 32 | 8, Ordering::Relaxed);
+    word(&region, BUFFER).store(0, Ordering::Relaxed);
+    assert!(matches!(
+        recv_vec(&mut c),
+        Err(RecvError::Corrupted(Corruption {
+            what: "bad record marker",
+            ..
+        }))
+    ));
 }
 
 #[test]
 fn attaching_to_impossible_positions_fails() {
     let (region, p, c) = ring(256, 64);
     drop((p, c));
-    word(&region, TAIL).store(1024, Ordering::Relaxed);
+    word(&region, HEAD).store(1 << 63, Ordering::Relaxed);
     assert!(matches!(
         Producer::attach(region.clone()),
         Err(Error::InvalidLayout { .. })
     ));
+    word(&region, HEAD).store(3, Ordering::Relaxed);
     assert!(matches!(
         Consumer::attach(region.clone()),
         Err(Error::InvalidLayout { .. })
     ));
-    word(&region, TAIL).store(0, Ordering::Relaxed);
+    word(&region, HEAD).store(0, Ordering::Relaxed);
     channel(region).expect("claims were released after the failed attaches");
 }
 
@@ -365,12 +442,13 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// A full ring must really be short of room: the queued records plus the new
-/// one plus at most two paddings (one in the ring, one before the new record)
-/// exceed the capacity.
+/// one, at most two paddings (one in the ring, one before the new record) and
+/// the next record's header word exceed the capacity.
 fn full_is_justified(model: &VecDeque<Vec<u8>>, len: usize, capacity: u64) -> bool {
     let used: u64 = model.iter().map(|m| record_size(m.len() as u64)).sum();
     let max_record = record_size(56);
-    !model.is_empty() && used + record_size(len as u64) + 2 * max_record > capacity
+    let next_header = 8;
+    !model.is_empty() && used + record_size(len as u64) + 2 * max_record + next_header > capacity
 }
 
 proptest! {
