@@ -1,7 +1,7 @@
 //! The region header and the layout description it carries.
 //!
 //! Every region starts with a [`HEADER_SIZE`]-byte `#[repr(C)]` header. The
-//! creator writes every field, then publishes the header by storing [`READY`]
+//! creator writes every field, then publishes the header by storing `READY`
 //! into `init` with Release; an opener waits for that word with Acquire and
 //! then validates every field against the size it actually mapped. The opener
 //! keeps its own copy of the validated [`Layout`] and never reads the header

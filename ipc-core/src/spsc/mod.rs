@@ -2,7 +2,7 @@
 //! messages, in a region or (under loom) on the heap.
 //!
 //! # Layout
-//! The region's data area holds a [`Control`] block of four 128-byte lines
+//! The region's data area holds a control block of four 128-byte lines
 //! (`tail`, `head`, producer claim, consumer claim) and then `capacity` bytes
 //! of records. A record is an 8-byte header (`marker << 32 | len`) followed by
 //! the payload padded to 8 bytes. A message that would cross the end of the
