@@ -1,9 +1,12 @@
 //! Helpers shared by the demo binaries and the benchmarks.
 //!
+//! - [`cli`]: the arguments, exit status and backoff of the producer and
+//!   consumer demos;
 //! - [`measure`]: pinning, forking, timing and percentiles, and the baselines
 //!   (pipe, Unix socket, cache-line floor) measured beside the ring;
 //! - [`payload`]: self-checking messages (sequence number, checksum) that a
 //!   consumer verifies.
 
+pub mod cli;
 pub mod measure;
 pub mod payload;

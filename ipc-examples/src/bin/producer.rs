@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ipc_core::spsc::{self, SendError};
 use ipc_core::RegionOptions;
-use ipc_examples::payload::PayloadGen;
+use ipc_examples::cli::{self, parse_num, Backoff, Size};
 
 const USAGE: &str = "\
 usage: producer <name> <count> <size> [--rate MSGS_PER_SEC] [--timeout SECS] [--seed N]
@@ -33,33 +33,6 @@ usage: producer <name> <count> <size> [--rate MSGS_PER_SEC] [--timeout SECS] [--
   --rate MSGS_PER_SEC  pace the stream (default 0: as fast as possible)
   --timeout SECS       give up when the ring is missing or stays full this long (default 10)
   --seed N             payload seed; must match the consumer's (default 24301)";
-
-/// Seed of the payload stream unless `--seed` says otherwise; the consumer
-/// uses the same default.
-const DEFAULT_SEED: u64 = 24301;
-
-/// Message sizes of the stream.
-#[derive(Clone, Copy, Debug)]
-enum Size {
-    Fixed(usize),
-    Random(usize),
-}
-
-impl Size {
-    fn parse(s: &str) -> Result<Size, String> {
-        match s.strip_prefix("random:") {
-            Some(n) => parse_num(n, "random:N").map(Size::Random),
-            None => parse_num(s, "<size>").map(Size::Fixed),
-        }
-    }
-
-    fn gen(self, seed: u64) -> PayloadGen {
-        match self {
-            Size::Fixed(n) => PayloadGen::fixed(seed, n),
-            Size::Random(n) => PayloadGen::random(seed, n),
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Config {
@@ -72,114 +45,32 @@ struct Config {
     seed: u64,
 }
 
-fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
-    s.replace('_', "")
-        .parse()
-        .map_err(|_| format!("{what}: {s:?} is not a valid number"))
-}
-
-fn parse_secs(s: &str, what: &str) -> Result<Duration, String> {
-    let secs: f64 = parse_num(s, what)?;
-    if secs <= 0.0 {
-        return Err(format!("{what}: must be more than 0 seconds"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{what}: {s:?} is out of range"))
-}
-
-fn shm_name(name: &str) -> Result<String, String> {
-    let name = if name.starts_with('/') {
-        name.to_owned()
-    } else {
-        format!("/{name}")
-    };
-    ipc_core::region::shm_name(&name).map_err(|e| e.to_string())?;
-    Ok(name)
-}
-
 /// Parses the arguments after the program name; `Ok(None)` for `--help`.
 fn parse_args(args: &[String]) -> Result<Option<Config>, String> {
-    let mut positional = Vec::new();
     let mut rate = None;
-    let mut timeout = Duration::from_secs(10);
-    let mut seed = DEFAULT_SEED;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(None);
+    let rate_flag = |flag: &str, value: &str| {
+        if flag != "--rate" {
+            return Ok(false);
         }
-        if !arg.starts_with("--") {
-            positional.push(arg.as_str());
-            continue;
+        let r: f64 = parse_num(value, flag)?;
+        if !r.is_finite() || r < 0.0 {
+            return Err(format!("{flag}: must be 0 (unpaced) or a positive number"));
         }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let value = match inline.or_else(|| args.next().cloned()) {
-            Some(value) => value,
-            None => return Err(format!("{flag} needs a value")),
-        };
-        match flag {
-            "--rate" => {
-                let r: f64 = parse_num(&value, flag)?;
-                if !r.is_finite() || r < 0.0 {
-                    return Err(format!("{flag}: must be 0 (unpaced) or a positive number"));
-                }
-                rate = (r > 0.0).then_some(r);
-            }
-            "--timeout" => timeout = parse_secs(&value, flag)?,
-            "--seed" => seed = parse_num(&value, flag)?,
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
-    let [name, count, size] = positional[..] else {
-        return Err(format!(
-            "expected 3 arguments (<name> <count> <size>), got {}",
-            positional.len()
-        ));
+        rate = (r > 0.0).then_some(r);
+        Ok(true)
     };
+    let Some(args) = cli::parse(args, rate_flag)? else {
+        return Ok(None);
+    };
+    let [name, count, size] = args.positional;
     Ok(Some(Config {
-        name: shm_name(name)?,
+        name: cli::shm_name(name)?,
         count: parse_num(count, "<count>")?,
         size: Size::parse(size)?,
         rate,
-        timeout,
-        seed,
+        timeout: args.timeout,
+        seed: args.seed,
     }))
-}
-
-/// Bounded waiting: spin briefly, then yield, then nap (50 µs, and 1 ms once
-/// the wait has lasted a while, so an idle peer costs little CPU).
-#[derive(Debug, Default)]
-struct Backoff {
-    step: u32,
-}
-
-impl Backoff {
-    const SPINS: u32 = 64;
-    const YIELDS: u32 = 128;
-    /// About 50 ms of short naps.
-    const SHORT_NAPS: u32 = 1_128;
-
-    fn reset(&mut self) {
-        self.step = 0;
-    }
-
-    /// Waits a little; true once past the spinning phase, when it is worth
-    /// looking at the clock.
-    fn snooze(&mut self) -> bool {
-        if self.step < Self::SPINS {
-            std::hint::spin_loop();
-        } else if self.step < Self::YIELDS {
-            std::thread::yield_now();
-        } else if self.step < Self::SHORT_NAPS {
-            std::thread::sleep(Duration::from_micros(50));
-        } else {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.step = self.step.saturating_add(1);
-        self.step > Self::SPINS
-    }
 }
 
 /// Opens the ring, retrying while the consumer has not created it yet.
@@ -273,15 +164,7 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         bytes += len as u64;
     }
     let secs = start.elapsed().as_secs_f64();
-    let rates = if secs > 0.0 {
-        format!(
-            "{:.0} msgs/s, {:.1} MB/s",
-            config.count as f64 / secs,
-            bytes as f64 / secs / 1e6
-        )
-    } else {
-        "n/a msgs/s, n/a MB/s".to_owned()
-    };
+    let rates = cli::rates(config.count, bytes, secs);
     println!(
         "sent {} messages, {bytes} bytes in {secs:.3} s: {rates}",
         config.count
@@ -290,23 +173,5 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match parse_args(&args) {
-        Ok(Some(config)) => config,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(USAGE, parse_args, run)
 }
