@@ -1158,17 +1158,38 @@ impl Gate {
 /// bytes of `msg` (as many as fit, up to 8).
 #[inline(always)]
 fn stamp(msg: &mut [u8], seq: u64) {
-    let n = msg.len().min(8);
-    msg[..n].copy_from_slice(&(seq + 1).to_le_bytes()[..n]);
+    let word = (seq + 1).to_le_bytes();
+    match msg.first_chunk_mut::<8>() {
+        // A fixed-size copy compiles to one store, not a `memcpy` call.
+        Some(head) => *head = word,
+        None => {
+            let n = msg.len();
+            msg.copy_from_slice(&word[..n]);
+        }
+    }
 }
 
 /// The stamp `msg` carries (its first bytes, up to 8).
 #[inline(always)]
 fn stamp_of(msg: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    let n = msg.len().min(8);
-    word[..n].copy_from_slice(&msg[..n]);
-    u64::from_le_bytes(word)
+    match msg.first_chunk::<8>() {
+        Some(head) => u64::from_le_bytes(*head),
+        None => {
+            let mut word = [0u8; 8];
+            word[..msg.len()].copy_from_slice(msg);
+            u64::from_le_bytes(word)
+        }
+    }
+}
+
+/// The stamp of message `seq` in a message of `len` bytes.
+#[inline(always)]
+fn expected_stamp(seq: u64, len: usize) -> u64 {
+    if len >= 8 {
+        seq + 1
+    } else {
+        (seq + 1) & ((1u64 << (8 * len)) - 1)
+    }
 }
 
 /// Prepares message `seq` in `msg`: a stamp, or the whole payload.
@@ -1184,34 +1205,30 @@ fn prepare(msg: &mut [u8], seq: u64, gen: Option<PayloadGen>) {
 #[inline(always)]
 fn check(msg: &[u8], seq: u64, size: usize, gen: Option<PayloadGen>) -> Result<()> {
     if msg.len() != size {
-        return Err(Error::Mismatch {
-            what: "length",
-            seq,
-            expected: size as u64,
-            found: msg.len() as u64,
-        });
+        return Err(mismatch("length", seq, size as u64, msg.len() as u64));
     }
     match gen {
         Some(gen) => gen
             .verify(seq, msg)
             .map_err(|error| Error::Payload { seq, error }),
         None => {
-            let mut expected = [0u8; 8];
-            let n = msg.len().min(8);
-            expected[..n].copy_from_slice(&(seq + 1).to_le_bytes()[..n]);
-            let expected = u64::from_le_bytes(expected);
-            let found = stamp_of(msg);
+            let (expected, found) = (expected_stamp(seq, msg.len()), stamp_of(msg));
             if found == expected {
                 Ok(())
             } else {
-                Err(Error::Mismatch {
-                    what: "stamp",
-                    seq,
-                    expected,
-                    found,
-                })
+                Err(mismatch("stamp", seq, expected, found))
             }
         }
+    }
+}
+
+#[cold]
+fn mismatch(what: &'static str, seq: u64, expected: u64, found: u64) -> Error {
+    Error::Mismatch {
+        what,
+        seq,
+        expected,
+        found,
     }
 }
 
