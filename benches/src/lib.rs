@@ -175,8 +175,8 @@ impl Plan {
                     rt(64 << 10, UnixSocket, 5, 200),
                 ],
                 tp: vec![
-                    tp(8, Ring, 10_000_000),
-                    tp(8, RingBatched, 20_000_000),
+                    tp(8, Ring, 50_000_000),
+                    tp(8, RingBatched, 100_000_000),
                     tp(8, Pipe, 500_000),
                     tp(8, UnixSocket, 500_000),
                     tp(1024, Ring, 2_000_000),

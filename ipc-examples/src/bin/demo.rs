@@ -136,7 +136,7 @@ fn throughput_table() -> Result<Table, measure::Error> {
         "ring/pipe",
     ]);
     // (size, messages through the ring, through a pipe or socket)
-    for (size, ring_count, base_count) in [(8, 5_000_000, 300_000), (1024, 1_000_000, 200_000)] {
+    for (size, ring_count, base_count) in [(8, 20_000_000, 300_000), (1024, 1_000_000, 200_000)] {
         let [mut each, mut batched, mut pipe, mut socket] = [(); 4].map(|()| Vec::new());
         // The runs interleave the transports, so a change in the host's
         // state during the demo affects them alike.
