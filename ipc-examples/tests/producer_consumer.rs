@@ -52,6 +52,32 @@ impl NameGuard {
     }
 }
 
+impl NameGuard {
+    /// Waits until the object under the name is one `creator` made (its
+    /// header names `creator`'s pid), not a stale one left by another.
+    fn wait_created_by(&self, creator: &mut Proc) {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let opened = ipc_core::RegionOptions::new()
+                .init_timeout(Duration::from_millis(50))
+                .open_shm(&self.0);
+            if matches!(&opened, Ok(region) if region.creator_pid() == creator.pid().as_raw() as u32)
+            {
+                return;
+            }
+            drop(opened);
+            if let Some(status) = creator.child().try_wait().expect("try_wait") {
+                panic!(
+                    "{} exited ({status}) before creating {}",
+                    creator.what, self.0
+                );
+            }
+            assert!(Instant::now() < deadline, "{} was never re-created", self.0);
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 impl Drop for NameGuard {
     fn drop(&mut self) {
         let _ = ipc_core::remove_shm(&self.0);
@@ -356,7 +382,10 @@ fn name_left_by_a_killed_consumer_is_taken_over() {
     assert_eq!(dead.wait(LIMIT).status.code(), None);
     assert!(name.path().exists(), "SIGKILL cannot remove the name");
 
-    let consumer = Proc::spawn(CONSUMER, &[name.as_str(), "10", "64"]);
+    let mut consumer = Proc::spawn(CONSUMER, &[name.as_str(), "10", "64"]);
+    // Until the new consumer has replaced the stale object, a producer would
+    // attach to the orphaned ring.
+    name.wait_created_by(&mut consumer);
     let sent = Proc::spawn(PRODUCER, &[name.as_str(), "10", "64"]).wait(LIMIT);
     assert_success("producer", &sent);
     let got = consumer.wait(LIMIT);
