@@ -30,6 +30,11 @@ mod sync;
 #[cfg(not(loom))]
 mod sys;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, not(loom)))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(not(loom))]
 pub use error::{Error, Result};
 #[cfg(not(loom))]
