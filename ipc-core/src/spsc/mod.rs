@@ -422,12 +422,18 @@ impl Producer {
                 return Ok((head, tail));
             }
             let step = match word >> 32 {
-                PAD_MARKER => ring.capacity - offset as u64,
+                PAD_MARKER if offset != 0 => ring.capacity - offset as u64,
                 MSG_MARKER if word & 0xffff_ffff <= ring.max_message => {
                     record_size(word & 0xffff_ffff)
                 }
-                _ => return Err(Corruption::new("bad record marker", word)),
+                _ => return Err(Corruption::new("bad record header", word)),
             };
+            if offset as u64 + step > ring.capacity {
+                return Err(Corruption::new(
+                    "record crosses the end of the buffer",
+                    word,
+                ));
+            }
             tail += step;
             ring.check_positions(head, tail)?;
         }

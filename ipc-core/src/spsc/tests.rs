@@ -281,6 +281,30 @@ fn a_new_producer_validates_the_tail_it_is_handed() {
 }
 
 #[test]
+fn a_new_producer_refuses_impossible_records_after_the_tail() {
+    let (region, p, _c) = ring(256, 64);
+    drop(p);
+    for (at, bad) in [
+        (0, PAD_MARKER << 32 | 248),  // padding at offset 0
+        (0, MSG_MARKER << 32 | 65),   // longer than the maximum
+        (0, 0x1234_5678 << 32),       // no such marker
+        (240, MSG_MARKER << 32 | 16), // crosses the end
+    ] {
+        word(&region, TAIL).store(at, Ordering::Relaxed);
+        word(&region, HEAD).store(at, Ordering::Relaxed);
+        word(&region, BUFFER + at).store(bad, Ordering::Relaxed);
+        assert!(
+            matches!(
+                Producer::attach(region.clone()),
+                Err(Error::InvalidLayout { .. })
+            ),
+            "{bad:#x} at {at}"
+        );
+        word(&region, BUFFER + at).store(0, Ordering::Relaxed);
+    }
+}
+
+#[test]
 fn a_producer_that_died_mid_batch_is_resumed_at_its_last_commit() {
     let (region, mut p, mut c) = ring(256, 64);
     p.try_send(b"committed").unwrap();
