@@ -393,3 +393,81 @@ fn the_claim_of_a_producer_killed_with_sigkill_is_taken_over() {
     assert_eq!(&*consumer.try_recv().unwrap(), b"from the dead");
     assert_eq!(&*consumer.try_recv().unwrap(), b"from the living");
 }
+
+#[test]
+fn a_hostile_process_scribbling_over_a_live_ring_causes_errors_not_crashes() {
+    const MAX: u64 = 200;
+    let region = Arc::new(ring_options(4096, MAX).create_anonymous().unwrap());
+    let words = (spsc::CONTROL_SIZE + 4096) / 8;
+    // SAFETY: the child only stores into atomics of the shared mapping and
+    // leaves with `_exit`: no allocation, no locks.
+    let mut child = match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            let started = Instant::now();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+            while started.elapsed() < Duration::from_millis(1500) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let offset = (x % words) * 8;
+                // Leave the claim words (control lines 2 and 3) alone: they
+                // only decide who may attach.
+                if (256..512).contains(&offset) {
+                    continue;
+                }
+                let value = match x >> 60 {
+                    0..=5 => x.rotate_left(23),
+                    6..=9 => x % 8192, // small positions
+                    10..=12 => 0x2147_534d << 32 | (x >> 8) % 300, // "MSG!" with a length
+                    _ => 0x2144_4150 << 32 | (x >> 8) % 4096, // "PAD!" with a length
+                };
+                if let Ok(word) = region.atomic_u64(offset) {
+                    word.store(value, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::hint::spin_loop();
+            }
+            // SAFETY: leaves the child without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => ForkedChild(Some(child)),
+    };
+    let (mut producer, mut consumer) = spsc::channel(region).unwrap();
+    let (mut ok, mut corrupted) = (0u64, 0u64);
+    let mut buf = [0u8; MAX as usize];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        for len in [0usize, 7, 64, 200] {
+            match producer.try_send(&buf[..len]) {
+                Ok(()) | Err(SendError::Full) => {}
+                Err(SendError::Corrupted(_)) => corrupted += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        match consumer.try_recv() {
+            Ok(msg) => {
+                assert!(msg.len() <= MAX as usize);
+                ok += 1;
+            }
+            Err(RecvError::Empty) => {}
+            Err(RecvError::Corrupted(_)) => corrupted += 1,
+            Err(e) => panic!("{e}"),
+        }
+        match consumer.recv_into(&mut buf) {
+            Ok(n) => assert!(n <= MAX as usize),
+            Err(RecvError::Corrupted(_)) => corrupted += 1,
+            Err(_) => {}
+        }
+        match consumer.drain(8, |msg| assert!(msg.len() <= MAX as usize)) {
+            Ok(_) | Err(RecvError::Empty) => {}
+            Err(RecvError::Corrupted(_)) => corrupted += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let status = child.wait();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    // The scribbler must really have hit the ring for this test to mean anything.
+    assert!(
+        corrupted > 0,
+        "no corruption was ever detected ({ok} messages read)"
+    );
+}
