@@ -774,7 +774,7 @@ impl Drop for Region {
                     let _ = sys::shm_unlink(name);
                 }
                 Some(Unlink::File(path)) => {
-                    let _ = std::fs::remove_file(path);
+                    let _ = sys::remove_file(path);
                 }
                 None => {}
             }
@@ -816,7 +816,7 @@ impl Drop for NameGuard {
                 let _ = sys::shm_unlink(&name);
             }
             Some(Unlink::File(path)) => {
-                let _ = std::fs::remove_file(path);
+                let _ = sys::remove_file(&path);
             }
             None => {}
         }

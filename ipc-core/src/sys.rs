@@ -226,6 +226,11 @@ pub(crate) fn open_file(path: &Path, how: OpenHow, mode: u32) -> nix::Result<Own
     )
 }
 
+/// Removes a file (a region's backing file whose creation failed).
+pub(crate) fn remove_file(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)
+}
+
 /// Sends `fd` over the Unix socket `socket` (`SCM_RIGHTS`) with a one-byte body.
 pub(crate) fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> nix::Result<()> {
     let fds = [fd.as_raw_fd()];

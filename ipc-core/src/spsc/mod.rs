@@ -344,6 +344,11 @@ impl std::error::Error for Corruption {}
 ///
 /// `Send` but not `Sync`: one thread at a time, `&mut self` throughout. Do
 /// not use a handle in a child after `fork`; attach there instead.
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<ipc_core::spsc::Producer>();
+/// ```
 pub struct Producer {
     ring: Ring,
     /// End of the records written here, published or withheld by a batch.
@@ -705,6 +710,22 @@ impl fmt::Debug for Batch<'_> {
 /// The consuming half: the only reader of records and writer of `head`.
 ///
 /// `Send` but not `Sync`; `&mut self` throughout.
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<ipc_core::spsc::Consumer>();
+/// ```
+///
+/// A message read in place borrows the consumer, so it cannot outlive the
+/// next receive (which may reuse its space):
+///
+/// ```compile_fail
+/// # fn f(consumer: &mut ipc_core::spsc::Consumer) {
+/// let first = consumer.try_recv().unwrap();
+/// let second = consumer.try_recv().unwrap();
+/// assert_ne!(&*first, &*second);
+/// # }
+/// ```
 pub struct Consumer {
     ring: Ring,
     /// End of the records released here; what the shared `head` holds.
