@@ -418,8 +418,8 @@ fn a_hostile_process_scribbling_over_a_live_ring_causes_errors_not_crashes() {
                 let value = match x >> 60 {
                     0..=5 => x.rotate_left(23),
                     6..=9 => x % 8192, // small positions
-                    10..=12 => 0x2147_534d << 32 | (x >> 8) % 300, // "MSG!" with a length
-                    _ => 0x2144_4150 << 32 | (x >> 8) % 4096, // "PAD!" with a length
+                    10..=12 => (0x2147_534d << 32) | ((x >> 8) % 300), // "MSG!" with a length
+                    _ => (0x2144_4150 << 32) | ((x >> 8) % 4096), // "PAD!" with a length
                 };
                 if let Ok(word) = region.atomic_u64(offset) {
                     word.store(value, std::sync::atomic::Ordering::Relaxed);
