@@ -237,6 +237,28 @@ impl Ring {
         }
     }
 
+    /// Claims `word`, then runs `setup`; if setup finds the ring corrupted,
+    /// the claim is given back.
+    fn claim_then<T>(
+        word: &AtomicU64,
+        claimant: Claimant,
+        setup: impl FnOnce() -> Result<T, Corruption>,
+    ) -> Result<T, AttachError> {
+        Ring::claim(word, claimant).map_err(AttachError::Held)?;
+        setup().map_err(|corruption| {
+            Ring::release(word, claimant.id);
+            AttachError::Corrupted(corruption)
+        })
+    }
+
+    /// Checks a `head` read at attach: 8-aligned, and far from overflowing.
+    fn check_head(head: u64) -> Result<u64, Corruption> {
+        if head % HEADER != 0 || head > u64::MAX / 2 {
+            return Err(Corruption::new("impossible head", head));
+        }
+        Ok(head)
+    }
+
     fn release(word: &AtomicU64, id: u64) {
         // Release: pairs with the Acquire in `claim` of the next holder.
         // A CAS, not a store: a claim taken over from us stays taken.
@@ -386,22 +408,17 @@ impl Producer {
         owner: Arc<dyn Send + Sync>,
         claimant: Claimant,
     ) -> Result<Producer, AttachError> {
-        let control = ring.control();
-        Ring::claim(&control.producer.0, claimant).map_err(AttachError::Held)?;
-        match Self::find_end(ring) {
-            Ok((head, tail)) => Ok(Producer {
-                ring,
-                tail,
-                cached_head: head,
-                withheld: None,
-                id: claimant.id,
-                _owner: owner,
-            }),
-            Err(c) => {
-                Ring::release(&control.producer.0, claimant.id);
-                Err(AttachError::Corrupted(c))
-            }
-        }
+        let (head, tail) = Ring::claim_then(&ring.control().producer.0, claimant, || {
+            Self::find_end(ring)
+        })?;
+        Ok(Producer {
+            ring,
+            tail,
+            cached_head: head,
+            withheld: None,
+            id: claimant.id,
+            _owner: owner,
+        })
     }
 
     /// The consumer's `head` and the end of the committed records: from the
@@ -410,12 +427,9 @@ impl Producer {
     fn find_end(ring: Ring) -> Result<(u64, u64), Corruption> {
         let control = ring.control();
         // Acquire: pairs with the Release store of `head` in `Consumer::release`.
-        let head = control.head.0.load(Ordering::Acquire);
+        let head = Ring::check_head(control.head.0.load(Ordering::Acquire))?;
         // Relaxed: the claim's Acquire ordered the last producer's store.
         let hint = control.tail.0.load(Ordering::Relaxed);
-        if head % HEADER != 0 || head > u64::MAX / 2 {
-            return Err(Corruption::new("impossible head", head));
-        }
         let mut tail = head.max(hint);
         ring.check_positions(head, tail)?;
         loop {
@@ -754,16 +768,10 @@ impl Consumer {
         claimant: Claimant,
     ) -> Result<Consumer, AttachError> {
         let control = ring.control();
-        Ring::claim(&control.consumer.0, claimant).map_err(AttachError::Held)?;
-        // Relaxed: only consumers write `head`; the claim ordered the last one.
-        let head = control.head.0.load(Ordering::Relaxed);
-        if head % HEADER != 0 || head > u64::MAX / 2 {
-            Ring::release(&control.consumer.0, claimant.id);
-            return Err(AttachError::Corrupted(Corruption::new(
-                "impossible head",
-                head,
-            )));
-        }
+        let head = Ring::claim_then(&control.consumer.0, claimant, || {
+            // Relaxed: only consumers write `head`; the claim ordered the last one.
+            Ring::check_head(control.head.0.load(Ordering::Relaxed))
+        })?;
         Ok(Consumer {
             ring,
             head,
