@@ -1245,6 +1245,24 @@ fn send(tx: &mut Producer, msg: &[u8], peer: Option<&Child>) -> Result<()> {
     }
 }
 
+/// Writes message `seq` of `gen` (`len` bytes) in place, waiting while the
+/// ring is full.
+#[inline(always)]
+fn send_generated(tx: &mut Producer, gen: PayloadGen, seq: u64, len: usize) -> Result<()> {
+    let mut backoff = Backoff::new("room in the ring", None);
+    loop {
+        match tx.try_reserve(len) {
+            Ok(mut grant) => {
+                gen.fill(seq, &mut grant);
+                grant.commit();
+                return Ok(());
+            }
+            Err(SendError::Full) => backoff.snooze()?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Receives the next message into `buf`, waiting while the ring is empty.
 #[inline(always)]
 fn recv(rx: &mut Consumer, buf: &mut [u8], peer: Option<&Child>) -> Result<usize> {
@@ -1578,20 +1596,7 @@ fn produce_each(
                 stamp(msg, seq);
                 send(tx, msg, None)?;
             }
-            Some(gen) => {
-                let mut backoff = Backoff::new("room in the ring", None);
-                loop {
-                    match tx.try_reserve(msg.len()) {
-                        Ok(mut grant) => {
-                            gen.fill(seq, &mut grant);
-                            grant.commit();
-                            break;
-                        }
-                        Err(SendError::Full) => backoff.snooze()?,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
+            Some(gen) => send_generated(tx, gen, seq, msg.len())?,
         }
     }
     Ok(())
@@ -1835,18 +1840,7 @@ pub fn ring_payload_stream(
         prefault(&region)?;
         gate.child_wait_go()?;
         for seq in 0..count {
-            let mut backoff = Backoff::new("room in the ring", None);
-            loop {
-                match tx.try_reserve(gen.len_of(seq)) {
-                    Ok(mut grant) => {
-                        gen.fill(seq, &mut grant);
-                        grant.commit();
-                        break;
-                    }
-                    Err(SendError::Full) => backoff.snooze()?,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            send_generated(&mut tx, gen, seq, gen.len_of(seq))?;
         }
         Ok(())
     })?;

@@ -18,7 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipc_core::layout::{HEADER_SIZE, MAGIC, VERSION};
-use ipc_core::{remove_shm, remove_stale_shm, Error, HugePages, Kind, Layout, RegionOptions};
+use ipc_core::{
+    remove_shm, remove_stale_shm, Error, HugePages, Kind, Layout, Region, RegionOptions,
+};
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -257,6 +259,14 @@ fn assert_mentions(e: &impl std::fmt::Display, parts: &[&str]) {
 
 /// Creates a raw file region of 4096 bytes at `path` holding `contents`,
 /// drops it, and returns the file's bytes.
+/// Asserts that the region's data area holds `expected` at `offset`.
+#[track_caller]
+fn assert_holds(region: &Region, offset: u64, expected: &[u8]) {
+    let mut seen = vec![0u8; expected.len()];
+    region.read_at(offset, &mut seen).unwrap();
+    assert_eq!(seen, expected);
+}
+
 fn make_region_file(path: &Path, options: RegionOptions, contents: &[u8]) -> Vec<u8> {
     let region = options.create_file(path).expect("create file region");
     region.write_at(0, contents).expect("write contents");
@@ -419,9 +429,7 @@ fn memfd_is_sealed_against_resizing() {
         nix::sys::stat::fstat(fd).unwrap().st_size as u64,
         region.len()
     );
-    let mut seen = [0u8; 10];
-    region.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"still here");
+    assert_holds(&region, 0, b"still here");
 }
 
 #[test]
@@ -460,9 +468,7 @@ fn open_fd_refuses_unsealed_fds() {
         .require_seals(false)
         .open_fd(OwnedFd::from(file))
         .expect("open_fd without seal check");
-    let mut seen = [0u8; 11];
-    region.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"file region");
+    assert_holds(&region, 0, b"file region");
 }
 
 // ---------------------------------------------------------------------------
@@ -508,9 +514,7 @@ fn create_shm_is_exclusive() {
     assert_mentions(&e, &[&name, "already exists"]);
     // The failed create must not have removed or touched the first object.
     let opened = RegionOptions::new().open_shm(&name).expect("still there");
-    let mut seen = [0u8; 5];
-    opened.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"first");
+    assert_holds(&opened, 0, b"first");
 }
 
 #[test]
@@ -525,9 +529,7 @@ fn persisted_shm_outlives_its_creator_until_removed() {
     drop(region);
     assert!(name.dev_shm().exists(), "persist(true) must keep the name");
     let opened = RegionOptions::new().open_shm(&name).unwrap();
-    let mut seen = [0u8; 4];
-    opened.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"kept");
+    assert_holds(&opened, 0, b"kept");
     drop(opened);
     assert!(name.dev_shm().exists(), "an opener's drop must not unlink");
 
@@ -550,9 +552,7 @@ fn open_or_create_shm_opens_or_creates() {
     created.write_at(0, b"first").unwrap();
     // Opens when present: same memory.
     let opened = options.open_or_create_shm(&name).unwrap();
-    let mut seen = [0u8; 5];
-    opened.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"first");
+    assert_holds(&opened, 0, b"first");
     drop(opened);
     assert!(name.dev_shm().exists(), "the opener must not unlink");
     drop(created);
@@ -563,9 +563,7 @@ fn open_or_create_shm_opens_or_creates() {
     assert_eq!(ok_details(&report), peer_pid.to_string());
     let opened = options.open_or_create_shm(&name).unwrap();
     assert_eq!(opened.creator_pid(), peer_pid);
-    let mut seen = [0u8; 16];
-    opened.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"made by the peer");
+    assert_holds(&opened, 0, b"made by the peer");
     drop(opened);
     assert!(
         name.dev_shm().exists(),
@@ -658,9 +656,7 @@ fn file_region_outlives_its_creator_process() {
     assert_eq!(region.creator_pid(), peer_pid);
     assert_eq!(region.len(), len);
     assert_eq!(region.layout().kind, Kind::Raw);
-    let mut seen = [0u8; 19];
-    region.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"written by the peer");
+    assert_holds(&region, 0, b"written by the peer");
     region.write_at(0, b"rewritten").unwrap();
     drop(region);
     assert!(path.exists(), "an opener's drop must not remove the file");
@@ -1177,9 +1173,7 @@ fn opener_waits_for_a_late_publish() {
         .join()
         .unwrap()
         .expect("opener sees the late publish");
-    let mut seen = [0u8; 4];
-    region.read_at(0, &mut seen).unwrap();
-    assert_eq!(&seen, b"late");
+    assert_holds(&region, 0, b"late");
 }
 
 #[test]
