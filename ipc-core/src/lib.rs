@@ -3,7 +3,8 @@
 //! - [`region`]: a `MAP_SHARED` mapping (anonymous, memfd, POSIX shm or
 //!   file) with a validated header;
 //! - [`spsc`]: a single-producer single-consumer ring of variable-length
-//!   byte messages inside a region, with zero-copy reserve/commit.
+//!   byte messages inside a region, with zero-copy reserve/commit;
+//! - [`wait`]: a bounded spin-yield-nap backoff for waiting on a peer.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -29,6 +30,8 @@ pub mod spsc;
 mod sync;
 #[cfg(not(loom))]
 mod sys;
+#[cfg(not(loom))]
+pub mod wait;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(all(doctest, not(loom)))]

@@ -47,6 +47,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Header, Kind, Layout, Probe, HEADER_SIZE};
 use crate::sync::AtomicU64;
 use crate::sys::{self, MapFlagsWanted, OpenHow};
+use crate::wait::Backoff;
 
 /// Longest POSIX shm name accepted, leading `/` included (Linux `NAME_MAX`).
 pub const MAX_SHM_NAME: usize = 255;
@@ -445,6 +446,7 @@ impl RegionOptions {
 
     fn attach_fd(&self, fd: OwnedFd, backing: Backing) -> Result<Region> {
         let started = Instant::now();
+        let mut backoff = Backoff::new();
         let name = backing_name(&backing);
         // A creator sizes its object in one `ftruncate` from 0; wait for that.
         let size = loop {
@@ -468,7 +470,7 @@ impl RegionOptions {
                     waited: started.elapsed(),
                 });
             }
-            pause(started);
+            backoff.snooze();
         };
         if size > isize::MAX as u64 {
             return Err(Error::InvalidSize {
@@ -481,7 +483,8 @@ impl RegionOptions {
         // Provisional layout until the header is read; `Region` unmaps on error.
         let mut region = Region::new(ptr, Layout::raw(0), backing, Some(fd), false, None, self);
         region.len = size;
-        let (layout, creator_pid) = region.wait_for_header(self.init_timeout, started)?;
+        let (layout, creator_pid) =
+            region.wait_for_header(self.init_timeout, started, &mut backoff)?;
         layout.validate(size)?;
         if let Some(wanted) = self.wanted_layout(&layout) {
             if !layout.satisfies(&wanted) {
@@ -620,7 +623,12 @@ impl Region {
         Ok(())
     }
 
-    fn wait_for_header(&self, timeout: Duration, started: Instant) -> Result<(Layout, u32)> {
+    fn wait_for_header(
+        &self,
+        timeout: Duration,
+        started: Instant,
+        backoff: &mut Backoff,
+    ) -> Result<(Layout, u32)> {
         loop {
             match self.header().probe()? {
                 Probe::Ready(layout, pid) => return Ok((layout, pid)),
@@ -629,7 +637,9 @@ impl Region {
                         waited: started.elapsed(),
                     })
                 }
-                Probe::Pending => pause(started),
+                Probe::Pending => {
+                    backoff.snooze();
+                }
             }
         }
     }
@@ -884,14 +894,5 @@ fn resource_limit(call: &'static str, limit: &'static str, e: Errno) -> Error {
         limit,
         current,
         source: io::Error::from_raw_os_error(e as i32),
-    }
-}
-
-/// Waits a little while polling for a creator: spin briefly, then sleep.
-fn pause(started: Instant) {
-    if started.elapsed() < Duration::from_micros(200) {
-        std::thread::yield_now();
-    } else {
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
