@@ -26,7 +26,7 @@ use ipc_examples::measure::{
     self, format_mb_per_sec, format_ns, format_rate, format_ratio, format_size, Machine,
     RingGeometry, RoundTrip, Stream, Summary, Table, Throughput, Transport,
 };
-use ipc_examples::payload::PayloadGen;
+use ipc_tests::payload::PayloadGen;
 
 /// How much to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::payload::PayloadGen;
+use ipc_tests::payload::PayloadGen;
 
 /// Seed of the payload stream unless `--seed` says otherwise.
 pub const DEFAULT_SEED: u64 = 24301;

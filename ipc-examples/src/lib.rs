@@ -3,10 +3,7 @@
 //! - [`cli`]: the arguments, exit status and backoff of the producer and
 //!   consumer demos;
 //! - [`measure`]: pinning, forking, timing and percentiles, and the baselines
-//!   (pipe, Unix socket, cache-line floor) measured beside the ring;
-//! - [`payload`]: self-checking messages (sequence number, checksum) that a
-//!   consumer verifies.
+//!   (pipe, Unix socket, cache-line floor) measured beside the ring.
 
 pub mod cli;
 pub mod measure;
-pub mod payload;

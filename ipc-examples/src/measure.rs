@@ -65,7 +65,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 
-use crate::payload::{PayloadError, PayloadGen};
+use ipc_tests::payload::{PayloadError, PayloadGen};
 
 /// How long any wait lasts before it gives up.
 pub const DEADLINE: Duration = Duration::from_secs(10);

@@ -1,1 +1,6 @@
-//! placeholder
+//! Test support for the workspace's tests, benchmarks and demos.
+//!
+//! - [`payload`]: self-checking messages (sequence number, checksum) that a
+//!   receiver verifies byte for byte.
+
+pub mod payload;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ipc_core::spsc::{self, Consumer, Producer, RecvError, SendError};
 use ipc_core::{Region, RegionOptions};
-use ipc_examples::payload::PayloadGen;
+use ipc_tests::payload::PayloadGen;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};

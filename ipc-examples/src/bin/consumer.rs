@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ipc_core::region::DEFAULT_INIT_TIMEOUT;
 use ipc_core::{spsc, RegionOptions};
 use ipc_examples::cli::{self, parse_num, Backoff, Size};
-use ipc_examples::payload::PayloadError;
+use ipc_tests::payload::PayloadError;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 const USAGE: &str = "\

@@ -19,7 +19,7 @@ use ipc_examples::measure::{
     self, format_mb_per_sec, format_ns, format_rate, format_ratio, format_size, Machine,
     RingGeometry, RoundTrip, Stream, Summary, Table, Throughput, Transport,
 };
-use ipc_examples::payload::PayloadGen;
+use ipc_tests::payload::PayloadGen;
 
 /// Runs of each throughput measurement; the median is shown.
 const RUNS: usize = 3;

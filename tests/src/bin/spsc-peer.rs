@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ipc_core::spsc::{Consumer, Producer, RecvError, SendError};
 use ipc_core::{Error, RegionOptions};
-use ipc_examples::payload::PayloadGen;
+use ipc_tests::payload::PayloadGen;
 
 /// Longest a peer waits without progress before giving up.
 const STALL: Duration = Duration::from_secs(20);

@@ -8,7 +8,7 @@
 //! is safe in a child after `fork`.
 //!
 //! ```
-//! use ipc_examples::payload::PayloadGen;
+//! use ipc_tests::payload::PayloadGen;
 //!
 //! let gen = PayloadGen::random(7, 100);
 //! let mut buf = [0u8; 100];
