@@ -1,6 +1,17 @@
-//! Test support for the workspace's tests, benchmarks and demos.
+//! Test support for the workspace's tests, benchmarks and demos; its own
+//! integration tests (`tests/tests`) exercise `ipc-core` across processes,
+//! with the helper programs in `src/bin` as unrelated peers.
 //!
 //! - [`payload`]: self-checking messages (sequence number, checksum) that a
-//!   receiver verifies byte for byte.
+//!   receiver verifies byte for byte;
+//! - [`fork`]: a forked child that is killed and reaped if its test fails;
+//! - [`spawn`]: the same for a spawned program, collecting its output;
+//! - [`name`]: unique shm names, removed when their test ends;
+//! - [`wait`]: waits for a peer that give up after a limit or when the peer
+//!   dies, on top of the library's backoff.
 
+pub mod fork;
+pub mod name;
 pub mod payload;
+pub mod spawn;
+pub mod wait;

@@ -3,9 +3,9 @@
 //! permissions and lifetime of named objects, one provocation of every error
 //! variant, and a fuzz of the header an opener validates.
 //!
-//! Every wait is bounded: children are waited for through a pidfd with a
-//! deadline and killed when it passes, sockets have read timeouts, and
-//! openers of objects nobody initialises have short init timeouts.
+//! Every wait is bounded: children are waited for with a deadline and killed
+//! when it passes (the guards of `ipc_tests`), sockets have read timeouts,
+//! and openers of objects nobody initialises have short init timeouts.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -13,17 +13,20 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{symlink, FileExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipc_core::layout::{HEADER_SIZE, MAGIC, VERSION};
 use ipc_core::{
     remove_shm, remove_stale_shm, Error, HugePages, Kind, Layout, Region, RegionOptions,
 };
+use ipc_tests::fork::ForkedChild;
+use ipc_tests::name::ShmName;
+use ipc_tests::spawn::SpawnedChild;
 use nix::errno::Errno;
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::sys::wait::WaitStatus;
+use tempfile::TempDir;
 
 /// The helper binary, an unrelated process for the other side.
 const PEER: &str = env!("CARGO_BIN_EXE_region-peer");
@@ -46,155 +49,35 @@ mod field {
 }
 
 // ---------------------------------------------------------------------------
-// Helpers: unique names, cleanup guards, bounded waits for children.
+// Helpers: temp dirs, peer reports, assertions.
 // ---------------------------------------------------------------------------
 
-/// A shm name unique to this test process and `suffix`, removed on drop
-/// (also when the test fails).
-struct ShmName(String);
-
-impl ShmName {
-    fn new(suffix: &str) -> ShmName {
-        let name = format!("/ipc-tests-regions-{}-{suffix}", std::process::id());
-        let _ = remove_shm(&name);
-        ShmName(name)
-    }
-
-    fn dev_shm(&self) -> PathBuf {
-        Path::new("/dev/shm").join(&self.0[1..])
-    }
+/// A fresh directory, removed with its contents on drop.
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("ipc-tests-regions-")
+        .tempdir()
+        .expect("create temp dir")
 }
 
-impl std::ops::Deref for ShmName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for ShmName {
-    fn drop(&mut self) {
-        let _ = remove_shm(&self.0);
-    }
-}
-
-/// A fresh directory under the temp dir, removed with its contents on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(suffix: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("ipc-tests-regions-{}-{suffix}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Waits until process `pid` (our unreaped child) has exited, without
-/// reaping it; false if it is still running after `timeout`.
-fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    assert!(raw >= 0, "pidfd_open: {}", io::Error::last_os_error());
-    // SAFETY: the kernel just installed this fd for us; nobody else owns it.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut poll = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; a pidfd polls readable once the process exits.
-        let n = unsafe { libc::poll(&mut poll, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        match n {
-            1.. => return true,
-            0 => return false,
-            _ if Errno::last() == Errno::EINTR => continue,
-            _ => panic!("poll(pidfd): {}", io::Error::last_os_error()),
-        }
-    }
-}
-
-/// A spawned `region-peer`, killed and reaped on drop unless finished.
-struct Peer {
-    child: Option<Child>,
-}
-
-impl Peer {
-    fn spawn(args: &[&str]) -> Peer {
-        let mut command = Command::new(PEER);
-        command.args(args);
-        Peer::spawn_command(command)
-    }
-
-    fn spawn_command(mut command: Command) -> Peer {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        Peer {
-            child: Some(command.spawn().expect("spawn region-peer")),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("peer running").id()
-    }
-
-    /// Waits (bounded) until the peer has exited, leaving it unreaped.
-    fn wait_exited(&self) {
-        let pid = self.pid();
-        assert!(
-            wait_for_exit(pid, CHILD_TIMEOUT),
-            "region-peer {pid} still running after {CHILD_TIMEOUT:?}"
-        );
-    }
-
-    /// Waits (bounded) for the peer, checks it exited 0, returns its report line.
-    fn finish(mut self) -> String {
-        self.wait_exited();
-        let child = self.child.take().expect("peer running");
-        let output = child.wait_with_output().expect("reap region-peer");
-        assert!(
-            output.status.success(),
-            "region-peer failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .expect("utf-8 report")
-            .trim_end()
-            .to_string()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Waits (bounded) for a `region-peer`, checks it exited 0, returns its
+/// report line.
+fn report(peer: SpawnedChild) -> String {
+    let done = peer.finish(CHILD_TIMEOUT);
+    assert!(
+        done.status.success(),
+        "region-peer failed ({}): {}",
+        done.status,
+        done.stderr
+    );
+    done.stdout.trim_end().to_string()
 }
 
 /// Runs `region-peer args…` to completion; its pid and report line.
 fn run_peer(args: &[&str]) -> (u32, String) {
-    let peer = Peer::spawn(args);
-    let pid = peer.pid();
-    (pid, peer.finish())
+    let peer = SpawnedChild::run(PEER, args);
+    let pid = peer.pid().as_raw() as u32;
+    (pid, report(peer))
 }
 
 /// The details of an `OK …` report.
@@ -211,34 +94,6 @@ fn err_display<'a>(line: &'a str, variant: &str) -> &'a str {
         .and_then(|rest| rest.strip_prefix(variant))
         .and_then(|rest| rest.strip_prefix(' '))
         .unwrap_or_else(|| panic!("region-peer reported {line:?}, expected ERR {variant}"))
-}
-
-/// A `fork`ed child, killed and reaped on drop unless waited for.
-struct Forked(Option<Pid>);
-
-impl Forked {
-    /// Waits (bounded) for the child; its exit code.
-    fn wait(mut self) -> i32 {
-        let pid = self.0.expect("child running");
-        assert!(
-            wait_for_exit(pid.as_raw() as u32, CHILD_TIMEOUT),
-            "forked child {pid} still running after {CHILD_TIMEOUT:?}"
-        );
-        self.0 = None;
-        match waitpid(pid, None).expect("waitpid") {
-            WaitStatus::Exited(_, code) => code,
-            other => panic!("forked child ended with {other:?}"),
-        }
-    }
-}
-
-impl Drop for Forked {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-        }
-    }
 }
 
 /// The error of a call that must fail.
@@ -318,49 +173,42 @@ fn anonymous_region_is_shared_with_a_forked_child() {
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
 
+    let check_and_touch = || {
+        let mut seen = [0u8; 16];
+        let mut byte = [0u8; 1];
+        if region.read_at(0, &mut seen).is_err() || &seen != BEFORE {
+            1
+        } else if region.write_at(100, FROM_CHILD).is_err() {
+            2
+        // SAFETY: reads one byte into a valid one-byte buffer.
+        } else if unsafe { libc::read(read_end.as_raw_fd(), byte.as_mut_ptr().cast(), 1) } != 1 {
+            3
+        } else if region.read_at(200, &mut seen).is_err() || &seen != AFTER {
+            4
+        } else {
+            0
+        }
+    };
     // SAFETY: the child only makes raw copies into and out of the mapping
-    // (no allocation, no locks), reads a pipe and leaves with `_exit`.
-    match unsafe { fork() }.expect("fork") {
-        ForkResult::Child => {
-            let mut seen = [0u8; 16];
-            let mut byte = [0u8; 1];
-            let code = if region.read_at(0, &mut seen).is_err() || &seen != BEFORE {
-                1
-            } else if region.write_at(100, FROM_CHILD).is_err() {
-                2
-            // SAFETY: reads one byte into a valid one-byte buffer.
-            } else if unsafe { libc::read(read_end.as_raw_fd(), byte.as_mut_ptr().cast(), 1) } != 1
-            {
-                3
-            } else if region.read_at(200, &mut seen).is_err() || &seen != AFTER {
-                4
-            } else {
-                0
-            };
-            // SAFETY: ends the child at once, running no destructor or atexit
-            // handler of the parent's copied state.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => {
-            let child = Forked(Some(child));
-            drop(read_end);
-            // Written after the fork: only a shared mapping shows it to the child.
-            region.write_at(200, AFTER).unwrap();
-            let mut pipe = fs::File::from(write_end);
-            pipe.write_all(b"go").unwrap();
-            let code = child.wait();
-            assert_eq!(
-                code, 0,
-                "child reported failure {code} (1: pre-fork bytes, 3: pipe, 4: post-fork bytes)"
-            );
-            let mut seen = [0u8; 16];
-            region.read_at(100, &mut seen).unwrap();
-            assert_eq!(
-                &seen, FROM_CHILD,
-                "the child's write is not visible to the parent"
-            );
-        }
-    }
+    // and reads a pipe: no allocation, no locks.
+    let child = unsafe { ForkedChild::fork(check_and_touch) }.expect("fork");
+    drop(read_end);
+    // Written after the fork: only a shared mapping shows it to the child.
+    region.write_at(200, AFTER).unwrap();
+    let mut pipe = fs::File::from(write_end);
+    pipe.write_all(b"go").unwrap();
+    let status = child.wait(CHILD_TIMEOUT).expect("forked child");
+    assert_eq!(
+        status,
+        WaitStatus::Exited(child.pid(), 0),
+        "child reported failure (1: pre-fork bytes, 3: pipe, 4: post-fork bytes)"
+    );
+    let mut seen = [0u8; 16];
+    region.read_at(100, &mut seen).unwrap();
+    assert_eq!(
+        &seen, FROM_CHILD,
+        "the child's write is not visible to the parent"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -393,7 +241,7 @@ fn memfd_region_is_shared_with_an_unrelated_process_over_a_socket() {
             Ok(())
         });
     }
-    let peer = Peer::spawn_command(command);
+    let peer = SpawnedChild::spawn(command);
     drop(theirs);
 
     region.send_fd(&ours).expect("send the memfd");
@@ -405,7 +253,7 @@ fn memfd_region_is_shared_with_an_unrelated_process_over_a_socket() {
     assert_eq!(reply, REPLY.as_bytes());
     // Closing our end releases the peer, which waits for it.
     drop(ours);
-    let report = peer.finish();
+    let report = report(peer);
     assert_eq!(
         ok_details(&report),
         std::process::id().to_string(),
@@ -434,8 +282,8 @@ fn memfd_is_sealed_against_resizing() {
 
 #[test]
 fn open_fd_refuses_unsealed_fds() {
-    let dir = TempDir::new("unsealed");
-    let path = dir.join("region");
+    let dir = temp_dir();
+    let path = dir.path().join("region");
     make_region_file(&path, RegionOptions::new().size(4096), b"file region");
 
     // A plain file's fd: anyone could truncate it.
@@ -603,14 +451,14 @@ fn remove_stale_shm_treats_an_unreaped_creator_as_dead() {
     // A creator that has exited but that its parent (us) has not reaped yet:
     // a zombie still answers kill(pid, 0), yet it will never come back.
     let name = ShmName::new("stale-zombie");
-    let peer = Peer::spawn(&["shm-create", &name, "zombie's"]);
-    peer.wait_exited();
+    let peer = SpawnedChild::run(PEER, &["shm-create", &name, "zombie's"]);
+    peer.wait_ended(CHILD_TIMEOUT);
     assert!(
         remove_stale_shm(&name, Duration::from_millis(200)).unwrap(),
         "a creator that exited but is not reaped yet is dead"
     );
     assert!(!name.dev_shm().exists());
-    ok_details(&peer.finish());
+    ok_details(&report(peer));
 }
 
 #[test]
@@ -644,8 +492,8 @@ fn remove_stale_shm_removes_uninitialised_and_keeps_foreign_objects() {
 
 #[test]
 fn file_region_outlives_its_creator_process() {
-    let dir = TempDir::new("file");
-    let path = dir.join("region");
+    let dir = temp_dir();
+    let path = dir.path().join("region");
     let path_str = path.to_str().unwrap();
     let (peer_pid, report) = run_peer(&["file-create", path_str, "written by the peer"]);
     let len: u64 = ok_details(&report).parse().unwrap();
@@ -675,18 +523,18 @@ fn file_region_outlives_its_creator_process() {
 
 #[test]
 fn file_regions_never_follow_symlinks() {
-    let dir = TempDir::new("symlink");
-    let target = dir.join("target");
+    let dir = temp_dir();
+    let target = dir.path().join("target");
     let original = make_region_file(&target, RegionOptions::new().size(4096), b"target");
-    let link = dir.join("link");
+    let link = dir.path().join("link");
     symlink(&target, &link).unwrap();
     let e = err(RegionOptions::new().open_file(&link));
     assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
     assert_mentions(&e, &[link.to_str().unwrap()]);
 
     // Creating through a dangling link must not create its target.
-    let nowhere = dir.join("nowhere");
-    let dangling = dir.join("dangling");
+    let nowhere = dir.path().join("nowhere");
+    let dangling = dir.path().join("dangling");
     symlink(&nowhere, &dangling).unwrap();
     let e = err(RegionOptions::new().size(4096).create_file(&dangling));
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
@@ -708,7 +556,7 @@ fn modes_created_with(umask: &str, mode: &str, dir: &TempDir) -> (u32, u32) {
     let (_, report) = run_peer(&["create-umask", umask, mode, "shm", &name]);
     ok_details(&report);
     let shm_mode = mode_of(&name.dev_shm());
-    let path = dir.join(&format!("mode-{umask}-{mode}"));
+    let path = dir.path().join(format!("mode-{umask}-{mode}"));
     let (_, report) = run_peer(&["create-umask", umask, mode, "file", path.to_str().unwrap()]);
     ok_details(&report);
     (shm_mode, mode_of(&path))
@@ -716,7 +564,7 @@ fn modes_created_with(umask: &str, mode: &str, dir: &TempDir) -> (u32, u32) {
 
 #[test]
 fn default_mode_is_0600_whatever_the_umask() {
-    let dir = TempDir::new("mode-default");
+    let dir = temp_dir();
     for umask in ["077", "000", "022"] {
         assert_eq!(
             modes_created_with(umask, "default", &dir),
@@ -728,7 +576,7 @@ fn default_mode_is_0600_whatever_the_umask() {
 
 #[test]
 fn custom_mode_is_applied_exactly() {
-    let dir = TempDir::new("mode-custom");
+    let dir = temp_dir();
     for umask in ["077", "000"] {
         for mode in [0o640, 0o666, 0o400] {
             let mode_arg = format!("{mode:o}");
@@ -764,7 +612,7 @@ fn zero_on_drop_clears_the_memory_only_for_the_creator() {
 
 #[test]
 fn mapping_options_are_accepted_on_every_backing() {
-    let dir = TempDir::new("options");
+    let dir = temp_dir();
     let name = ShmName::new("options");
     let options = RegionOptions::new()
         .size(1 << 16)
@@ -775,9 +623,9 @@ fn mapping_options_are_accepted_on_every_backing() {
         options.create_anonymous().unwrap(),
         options.create_memfd("ipc-tests-options").unwrap(),
         options.create_shm(&name).unwrap(),
-        options.create_file(dir.join("region")).unwrap(),
+        options.create_file(dir.path().join("region")).unwrap(),
         options.open_shm(&name).unwrap(),
-        options.open_file(dir.join("region")).unwrap(),
+        options.open_file(dir.path().join("region")).unwrap(),
     ];
     for region in &regions {
         region.write_at(region.data_len() - 3, b"end").unwrap();
@@ -805,7 +653,7 @@ fn mapping_options_are_accepted_on_every_backing() {
 
 #[test]
 fn in_process_creation_applies_the_mode() {
-    let dir = TempDir::new("mode-in-process");
+    let dir = temp_dir();
     let name = ShmName::new("mode-in-process");
     let _shm = RegionOptions::new()
         .size(4096)
@@ -813,7 +661,7 @@ fn in_process_creation_applies_the_mode() {
         .create_shm(&name)
         .unwrap();
     assert_eq!(mode_of(&name.dev_shm()), 0o640);
-    let path = dir.join("region");
+    let path = dir.path().join("region");
     let _file = RegionOptions::new().size(4096).create_file(&path).unwrap();
     assert_eq!(mode_of(&path), 0o600);
 }
@@ -832,14 +680,14 @@ fn error_not_found() {
     );
     assert_mentions(&e, &[&name, "not found"]);
 
-    let dir = TempDir::new("not-found");
-    let path = dir.join("missing");
+    let dir = temp_dir();
+    let path = dir.path().join("missing");
     let e = err(RegionOptions::new().open_file(&path));
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     assert_mentions(&e, &[path.to_str().unwrap()]);
     let e = err(RegionOptions::new()
         .size(4096)
-        .create_file(dir.join("no-dir/region")));
+        .create_file(dir.path().join("no-dir/region")));
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
 }
 
@@ -847,7 +695,7 @@ fn error_not_found() {
 fn error_permission_denied() {
     // As root, permission bits are bypassed (CAP_DAC_OVERRIDE); the peer drops
     // to uid 65534, which loses every capability, before opening.
-    let dir = TempDir::new("denied");
+    let dir = temp_dir();
     let closed = ShmName::new("denied-closed");
     let _closed = RegionOptions::new()
         .size(4096)
@@ -860,13 +708,13 @@ fn error_permission_denied() {
         &[&closed, "permission denied"],
     );
 
-    let path = dir.join("closed");
+    let path = dir.path().join("closed");
     let _file = RegionOptions::new()
         .size(4096)
         .mode(0o600)
         .create_file(&path)
         .unwrap();
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let (_, report) = run_peer(&["open-unprivileged", "file", path.to_str().unwrap()]);
     assert_mentions(
         &err_display(&report, "PermissionDenied"),
@@ -887,8 +735,8 @@ fn error_permission_denied() {
 
 #[test]
 fn error_already_exists() {
-    let dir = TempDir::new("exists");
-    let path = dir.join("region");
+    let dir = temp_dir();
+    let path = dir.path().join("region");
     let _region = RegionOptions::new().size(4096).create_file(&path).unwrap();
     let e = err(RegionOptions::new().size(4096).create_file(&path));
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
@@ -898,8 +746,8 @@ fn error_already_exists() {
 
 #[test]
 fn error_not_ours() {
-    let dir = TempDir::new("not-ours");
-    let path = dir.join("text");
+    let dir = temp_dir();
+    let path = dir.path().join("text");
     let text = "This is a text file, not a shared-memory region.\n".repeat(8);
     assert!(text.len() >= 256);
     fs::write(&path, &text).unwrap();
@@ -917,8 +765,8 @@ fn error_not_ours() {
 #[test]
 fn error_version_mismatch() {
     // In a file, rewritten through the file system after the creator left.
-    let dir = TempDir::new("version");
-    let path = dir.join("region");
+    let dir = temp_dir();
+    let path = dir.path().join("region");
     make_region_file(&path, RegionOptions::new().size(4096), b"v1");
     patch(&path, field::VERSION, &(VERSION + 1).to_le_bytes());
     let e = err(RegionOptions::new().open_file(&path));
@@ -1013,8 +861,8 @@ fn error_layout_mismatch() {
 
 #[test]
 fn error_invalid_layout() {
-    let dir = TempDir::new("invalid-layout");
-    let path = dir.join("region");
+    let dir = temp_dir();
+    let path = dir.path().join("region");
     let original = make_region_file(&path, RegionOptions::new().size(4096), b"");
     let cases: [(u64, Vec<u8>, &str); 6] = [
         (
@@ -1062,9 +910,9 @@ fn error_invalid_layout() {
 
 #[test]
 fn error_truncated() {
-    let dir = TempDir::new("truncated");
+    let dir = temp_dir();
     // Too small for a header.
-    let small = dir.join("small");
+    let small = dir.path().join("small");
     fs::write(&small, [0xAAu8; 100]).unwrap();
     let e = err(RegionOptions::new().open_file(&small));
     assert!(
@@ -1080,7 +928,7 @@ fn error_truncated() {
     assert_mentions(&e, &["256", "100"]);
 
     // A header claiming more than the file holds.
-    let path = dir.join("region");
+    let path = dir.path().join("region");
     let original = make_region_file(&path, RegionOptions::new().size(4096), b"");
     let len = original.len() as u64;
     patch(&path, field::TOTAL_SIZE, &(len * 2).to_le_bytes());
@@ -1124,26 +972,26 @@ fn assert_init_timeout(path: &Path) {
 
 #[test]
 fn error_init_timeout() {
-    let dir = TempDir::new("init-timeout");
+    let dir = temp_dir();
     // Sized, never written.
-    let zeroes = dir.join("zeroes");
+    let zeroes = dir.path().join("zeroes");
     fs::File::create(&zeroes).unwrap().set_len(4096).unwrap();
     assert_init_timeout(&zeroes);
 
     // Created, never sized.
-    let empty = dir.join("empty");
+    let empty = dir.path().join("empty");
     fs::File::create(&empty).unwrap();
     assert_init_timeout(&empty);
 
     // Every field written but the init word not yet published.
-    let unpublished = dir.join("unpublished");
+    let unpublished = dir.path().join("unpublished");
     let mut bytes = make_region_file(&unpublished, RegionOptions::new().size(4096), b"");
     bytes[field::INIT as usize..field::INIT as usize + 4].fill(0);
     fs::write(&unpublished, &bytes).unwrap();
     assert_init_timeout(&unpublished);
 
     // Only the magic written so far.
-    let magic_only = dir.join("magic-only");
+    let magic_only = dir.path().join("magic-only");
     let mut bytes = vec![0u8; 4096];
     let at = field::MAGIC as usize;
     bytes[at..at + 8].copy_from_slice(&MAGIC.to_le_bytes());
@@ -1153,8 +1001,8 @@ fn error_init_timeout() {
 
 #[test]
 fn opener_waits_for_a_late_publish() {
-    let dir = TempDir::new("late-publish");
-    let path = dir.join("region");
+    let dir = temp_dir();
+    let path = dir.path().join("region");
     let bytes = make_region_file(&path, RegionOptions::new().size(4096), b"late");
     let ready = read_u32(&bytes, field::INIT);
     patch(&path, field::INIT, &0u32.to_le_bytes());
@@ -1203,7 +1051,7 @@ fn error_invalid_name() {
     let longest = ShmName::new(&"y".repeat(200));
     let padded = format!("{}{}", &*longest, "z".repeat(255 - longest.len()));
     assert_eq!(padded.len(), 255);
-    let padded = ShmName(padded);
+    let padded = ShmName::adopt(padded);
     RegionOptions::new().size(4096).create_shm(&padded).unwrap();
     // memfd labels.
     let e = err(RegionOptions::new().size(4096).create_memfd("nul\0label"));
@@ -1246,10 +1094,12 @@ fn error_invalid_size() {
     let e = err(RegionOptions::new().size(u64::MAX).create_shm(&name));
     assert!(matches!(e, Error::InvalidSize { .. }), "{e:?}");
     assert!(!name.dev_shm().exists());
-    let dir = TempDir::new("invalid-size");
-    let e = err(RegionOptions::new().size(0).create_file(dir.join("region")));
+    let dir = temp_dir();
+    let e = err(RegionOptions::new()
+        .size(0)
+        .create_file(dir.path().join("region")));
     assert!(matches!(e, Error::InvalidSize { .. }), "{e:?}");
-    assert!(!dir.join("region").exists());
+    assert!(!dir.path().join("region").exists());
 }
 
 #[test]
@@ -1268,13 +1118,13 @@ fn error_resource_limit_memlock() {
 fn failed_creation_leaves_no_name_behind() {
     // The peer's create fails after the object exists (mlock over the
     // limit); whatever the persist setting, the half-made object is removed.
-    let dir = TempDir::new("failed-create");
+    let dir = temp_dir();
     // The peer runs unprivileged: let it create files here.
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
     let big = (1u64 << 20).to_string();
     for persist in [&[][..], &["persist"][..]] {
         let name = ShmName::new(&format!("failed-create-{}", persist.len()));
-        let path = dir.join(&format!("region-{}", persist.len()));
+        let path = dir.path().join(format!("region-{}", persist.len()));
         let path = path.to_str().unwrap();
         for (kind, target) in [("shm", &*name), ("file", path)] {
             let mut args = vec!["mlock-limited", "65536", &big, kind, target];
@@ -1330,10 +1180,10 @@ fn error_huge_pages_unavailable() {
     assert!(matches!(e, Error::HugePagesUnavailable { .. }), "{e:?}");
     assert_mentions(&e, &["huge pages required", "shm"]);
     assert!(!name.dev_shm().exists());
-    let dir = TempDir::new("huge");
-    let e = err(required.create_file(dir.join("region")));
+    let dir = temp_dir();
+    let e = err(required.create_file(dir.path().join("region")));
     assert!(matches!(e, Error::HugePagesUnavailable { .. }), "{e:?}");
-    assert!(!dir.join("region").exists());
+    assert!(!dir.path().join("region").exists());
 
     // Anonymous and memfd regions fail only when the pool is empty.
     for result in [
@@ -1398,9 +1248,9 @@ fn error_out_of_bounds() {
 
 #[test]
 fn error_os() {
-    let dir = TempDir::new("os");
+    let dir = temp_dir();
     // A directory cannot be opened read-write.
-    let e = err(RegionOptions::new().open_file(&dir.0));
+    let e = err(RegionOptions::new().open_file(dir.path()));
     match &e {
         Error::Os { call, source } => {
             assert_eq!(*call, "open");
@@ -1482,15 +1332,19 @@ fn corrupted_headers_never_panic() {
         (72, 8),
     ];
 
-    let dir = TempDir::new("fuzz");
-    let raw = make_region_file(&dir.join("raw"), RegionOptions::new().size(4096), b"raw");
+    let dir = temp_dir();
+    let raw = make_region_file(
+        &dir.path().join("raw"),
+        RegionOptions::new().size(4096),
+        b"raw",
+    );
     let spsc = make_region_file(
-        &dir.join("spsc"),
+        &dir.path().join("spsc"),
         RegionOptions::new().layout(ipc_core::spsc::layout(4096, 256).unwrap()),
         b"",
     );
     let ready = u64::from(read_u32(&raw, field::INIT));
-    let target = dir.join("case");
+    let target = dir.path().join("case");
 
     let value = prop_oneof![
         any::<u64>(),

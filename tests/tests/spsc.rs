@@ -3,114 +3,43 @@
 //! the role claims hold across processes and survive `kill -9`.
 
 use std::os::unix::net::UnixListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipc_core::spsc::{self, Consumer, Producer, RecvError, SendError};
 use ipc_core::{Region, RegionOptions};
+use ipc_tests::fork::ForkedChild;
+use ipc_tests::name::ShmName;
 use ipc_tests::payload::PayloadGen;
+use ipc_tests::spawn::{Finished, SpawnedChild};
+use ipc_tests::wait::BoundedWait;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
 
 const PEER: &str = env!("CARGO_BIN_EXE_spsc-peer");
 const TEN_MILLION: u64 = 10_000_000;
-/// Longest any test waits for its peer before failing.
-const DEADLINE: Duration = Duration::from_secs(240);
+/// Longest any wait for the peer may last without progress before the test
+/// fails.
+const STALL: Duration = Duration::from_secs(60);
 
 fn ring_options(capacity: u64, max_message: u64) -> RegionOptions {
     RegionOptions::new().layout(spsc::layout(capacity, max_message).unwrap())
 }
 
-fn unique(tag: &str) -> String {
-    format!("/ipc-tests-spsc-{tag}-{}", std::process::id())
+/// Runs `spsc-peer args…` to its end: its exit code and stderr.
+fn run_peer(args: &[&str]) -> (i32, String) {
+    let Finished { status, stderr, .. } = SpawnedChild::run(PEER, args).finish(STALL);
+    (status.code().unwrap_or(-1), stderr)
 }
 
-/// Kills and reaps a forked child if the test fails before it has.
-struct ForkedChild(Option<Pid>);
-
-impl ForkedChild {
-    fn wait(&mut self) -> WaitStatus {
-        let pid = self.0.take().expect("waited once");
-        waitpid(pid, None).unwrap()
-    }
-
-    /// The child's status if it has exited, without waiting.
-    fn exited(&mut self) -> Option<WaitStatus> {
-        let pid = self.0?;
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
-            WaitStatus::StillAlive => None,
-            status => {
-                self.0 = None;
-                Some(status)
-            }
-        }
-    }
-}
-
-impl Drop for ForkedChild {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-        }
-    }
-}
-
-/// Kills and reaps a spawned child if the test fails before it has.
-struct SpawnedChild(Child);
-
-impl SpawnedChild {
-    fn spawn(args: &[&str]) -> SpawnedChild {
-        SpawnedChild(
-            Command::new(PEER)
-                .args(args)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    /// Exit code and stderr, waiting at most until `deadline`.
-    fn finish(mut self, deadline: Instant) -> (i32, String) {
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                let mut err = String::new();
-                use std::io::Read;
-                self.0
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                return (status.code().unwrap_or(-1), err);
-            }
-            assert!(Instant::now() < deadline, "peer did not finish in time");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for SpawnedChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Receives and verifies `count` messages, polling `peer_gone` while the
-/// ring is empty so that a dead peer fails the test instead of hanging it.
-fn consume_and_verify(
-    consumer: &mut Consumer,
-    gen: PayloadGen,
-    count: u64,
-    mut peer_gone: impl FnMut() -> Option<String>,
-) {
-    let deadline = Instant::now() + DEADLINE;
+/// Receives and verifies `count` messages from `peer`, watching it while
+/// the ring is empty so that a dead peer fails the test instead of hanging
+/// it.
+fn consume_and_verify(consumer: &mut Consumer, gen: PayloadGen, count: u64, peer: Pid) {
     let mut seq = 0u64;
     let mut buf = vec![0u8; gen.max_len()];
-    let mut idle = 0u32;
+    let mut wait = BoundedWait::new("a message", STALL).watching(peer);
     while seq < count {
         // Use all three ways of receiving, in turns.
         let received = match seq % 3 {
@@ -148,16 +77,9 @@ fn consume_and_verify(
         };
         seq += received;
         if received > 0 {
-            idle = 0;
-            continue;
-        }
-        idle += 1;
-        if idle % 1024 == 0 {
-            if let Some(why) = peer_gone() {
-                panic!("peer gone after {seq} of {count} messages: {why}");
-            }
-            assert!(Instant::now() < deadline, "stalled at message {seq}");
-            std::thread::yield_now();
+            wait.reset();
+        } else if let Err(e) = wait.snooze() {
+            panic!("after {seq} of {count} messages: {e}");
         }
     }
     assert_eq!(consumer.try_recv().map(|m| m.len()), Err(RecvError::Empty));
@@ -169,7 +91,7 @@ fn consume_and_verify(
 fn produce(producer: &mut Producer, gen: PayloadGen, count: u64) -> Result<(), SendError> {
     let mut seq = 0u64;
     let mut scratch = [0u8; 256];
-    let mut spins = 0u64;
+    let mut wait = BoundedWait::new("room in the ring", STALL);
     while seq < count {
         let len = gen.len_of(seq);
         let sent = match seq % 4 {
@@ -207,18 +129,10 @@ fn produce(producer: &mut Producer, gen: PayloadGen, count: u64) -> Result<(), S
         match sent {
             Ok(n) => {
                 seq += n;
-                spins = 0;
+                wait.reset();
             }
-            Err(SendError::Full) => {
-                spins += 1;
-                if spins % 256 == 0 {
-                    std::thread::yield_now();
-                }
-                // About a minute of yielding with no progress: give up.
-                if spins > 200_000_000 {
-                    return Err(SendError::Full);
-                }
-            }
+            // Stalled for a minute: give up.
+            Err(SendError::Full) => wait.snooze().map_err(|_| SendError::Full)?,
             Err(e) => return Err(e),
         }
     }
@@ -230,83 +144,72 @@ fn ten_million_random_messages_from_a_forked_child() {
     const SEED: u64 = 0x5eed_0001;
     let gen = PayloadGen::random(SEED, 256);
     let region = Arc::new(ring_options(1 << 16, 256).create_anonymous().unwrap());
-    // SAFETY: the child only attaches, produces (no allocation, no locks)
-    // and leaves with `_exit`, which is sound in a child of a threaded process.
-    let mut child = match unsafe { fork() }.unwrap() {
-        ForkResult::Child => {
-            let code = match Producer::attach(region.clone()) {
-                Ok(mut producer) => match produce(&mut producer, gen, TEN_MILLION) {
-                    Ok(()) => 0,
-                    Err(_) => 3,
-                },
-                Err(_) => 2,
-            };
-            // SAFETY: `_exit` ends the child without running the parent's
-            // atexit handlers or destructors.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => ForkedChild(Some(child)),
+    let produce_all = || match Producer::attach(region.clone()) {
+        Ok(mut producer) => match produce(&mut producer, gen, TEN_MILLION) {
+            Ok(()) => 0,
+            Err(_) => 3,
+        },
+        Err(_) => 2,
     };
+    // SAFETY: the child only attaches and produces (no allocation, no locks),
+    // which is sound in a child of a threaded process.
+    let child = unsafe { ForkedChild::fork(produce_all) }.unwrap();
     let mut consumer = Consumer::attach(region).unwrap();
-    consume_and_verify(&mut consumer, gen, TEN_MILLION, || {
-        child.exited().map(|status| format!("{status:?}"))
-    });
-    let status = child.wait();
+    consume_and_verify(&mut consumer, gen, TEN_MILLION, child.pid());
+    let status = child.wait(STALL).unwrap();
     assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
 }
 
 #[test]
 fn ten_million_random_messages_from_an_unrelated_process_over_named_shm() {
     const SEED: u64 = 0x5eed_0002;
-    let name = unique("shm");
+    let name = ShmName::new("spsc-shm");
     let gen = PayloadGen::random(SEED, 1000);
     let region = Arc::new(ring_options(1 << 18, 1000).create_shm(&name).unwrap());
     let mut consumer = Consumer::attach(region).unwrap();
-    let mut peer = SpawnedChild::spawn(&[
-        "produce-shm",
-        &name,
-        &TEN_MILLION.to_string(),
-        "1000",
-        &SEED.to_string(),
-    ]);
-    consume_and_verify(&mut consumer, gen, TEN_MILLION, || {
-        peer.0
-            .try_wait()
-            .unwrap()
-            .filter(|status| !status.success())
-            .map(|status| format!("{status}"))
-    });
-    let (code, err) = peer.finish(Instant::now() + DEADLINE);
-    assert_eq!(code, 0, "{err}");
+    let peer = SpawnedChild::run(
+        PEER,
+        &[
+            "produce-shm",
+            &name,
+            &TEN_MILLION.to_string(),
+            "1000",
+            &SEED.to_string(),
+        ],
+    );
+    consume_and_verify(&mut consumer, gen, TEN_MILLION, peer.pid());
+    let done = peer.finish(STALL);
+    assert!(done.status.success(), "{}", done.stderr);
 }
 
 #[test]
 fn an_unrelated_process_consumes_a_memfd_ring_handed_over_a_socket() {
     const SEED: u64 = 0x5eed_0003;
     const COUNT: u64 = 1_000_000;
-    let dir = std::env::temp_dir().join(format!("ipc-tests-spsc-memfd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket_path = dir.join("sock");
-    let _ = std::fs::remove_file(&socket_path);
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("sock");
     let listener = UnixListener::bind(&socket_path).unwrap();
     let region = Arc::new(
         ring_options(1 << 16, 512)
             .create_memfd("spsc-test")
             .unwrap(),
     );
-    let peer = SpawnedChild::spawn(&[
-        "consume-memfd",
-        socket_path.to_str().unwrap(),
-        &COUNT.to_string(),
-        "512",
-        &SEED.to_string(),
-    ]);
+    let peer = SpawnedChild::run(
+        PEER,
+        &[
+            "consume-memfd",
+            socket_path.to_str().unwrap(),
+            &COUNT.to_string(),
+            "512",
+            &SEED.to_string(),
+        ],
+    );
     let (socket, _) = listener.accept().unwrap();
     region.send_fd(&socket).unwrap();
     let mut producer = Producer::attach(region).unwrap();
     let gen = PayloadGen::random(SEED, 512);
-    let deadline = Instant::now() + DEADLINE;
     for seq in 0..COUNT {
+        let mut wait = BoundedWait::new("room in the ring", STALL).watching(peer.pid());
         loop {
             match producer.try_reserve(gen.len_of(seq)) {
                 Ok(mut grant) => {
@@ -314,33 +217,31 @@ fn an_unrelated_process_consumes_a_memfd_ring_handed_over_a_socket() {
                     grant.commit();
                     break;
                 }
-                Err(SendError::Full) => {
-                    assert!(Instant::now() < deadline, "consumer stalled at {seq}");
-                    std::thread::yield_now();
-                }
+                Err(SendError::Full) => wait
+                    .snooze()
+                    .unwrap_or_else(|e| panic!("message {seq}: {e}")),
                 Err(e) => panic!("{e}"),
             }
         }
     }
-    let (code, err) = peer.finish(deadline);
-    assert_eq!(code, 0, "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
+    let done = peer.finish(STALL);
+    assert!(done.status.success(), "{}", done.stderr);
+    dir.close().unwrap();
 }
 
 #[test]
 fn a_second_producer_in_another_process_is_refused_while_the_first_lives() {
-    let name = unique("claim");
+    let name = ShmName::new("spsc-claim");
     let region = Arc::new(ring_options(4096, 64).create_shm(&name).unwrap());
     let producer = Producer::attach(region.clone()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
 
-    let (code, err) = SpawnedChild::spawn(&["attach-producer", &name]).finish(deadline);
+    let (code, err) = run_peer(&["attach-producer", &name]);
     assert_eq!(code, 10, "{err}");
     assert!(err.contains("already attached"), "{err}");
     assert!(err.contains(&std::process::id().to_string()), "{err}");
 
     drop(producer);
-    let (code, err) = SpawnedChild::spawn(&["attach-producer", &name]).finish(deadline);
+    let (code, err) = run_peer(&["attach-producer", &name]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -348,26 +249,22 @@ fn a_second_producer_in_another_process_is_refused_while_the_first_lives() {
 fn the_claim_of_a_producer_killed_with_sigkill_is_taken_over() {
     let region: Arc<Region> = Arc::new(ring_options(4096, 64).create_anonymous().unwrap());
     let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
+    let send_then_hang = || {
+        let sent = Producer::attach(region.clone())
+            .map(|mut producer| (producer.try_send(b"from the dead").is_ok(), producer));
+        match sent {
+            Ok((true, _producer)) => {
+                let _ = nix::unistd::write(&ready_w, b"r");
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            _ => 2,
+        }
+    };
     // SAFETY: the child attaches, sends, writes one byte to a pipe and
     // sleeps until killed: no allocation, no locks.
-    let mut child = match unsafe { fork() }.unwrap() {
-        ForkResult::Child => {
-            let sent = Producer::attach(region.clone())
-                .map(|mut producer| (producer.try_send(b"from the dead").is_ok(), producer));
-            let code = match sent {
-                Ok((true, _producer)) => {
-                    let _ = nix::unistd::write(&ready_w, b"r");
-                    loop {
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-                _ => 2,
-            };
-            // SAFETY: leaves the child without running destructors.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => ForkedChild(Some(child)),
-    };
+    let child = unsafe { ForkedChild::fork(send_then_hang) }.unwrap();
     drop(ready_w);
     let mut byte = [0u8; 1];
     assert_eq!(
@@ -376,14 +273,14 @@ fn the_claim_of_a_producer_killed_with_sigkill_is_taken_over() {
         "child failed"
     );
 
-    let pid = child.0.unwrap();
+    let pid = child.pid();
     assert!(matches!(
         Producer::attach(region.clone()),
         Err(ipc_core::Error::AlreadyAttached { role: "producer", pid: p }) if p == pid.as_raw() as u32
     ));
     kill(pid, Signal::SIGKILL).unwrap();
     assert!(matches!(
-        child.wait(),
+        child.wait(STALL).unwrap(),
         WaitStatus::Signaled(_, Signal::SIGKILL, _)
     ));
 
@@ -399,38 +296,35 @@ fn a_hostile_process_scribbling_over_a_live_ring_causes_errors_not_crashes() {
     const MAX: u64 = 200;
     let region = Arc::new(ring_options(4096, MAX).create_anonymous().unwrap());
     let words = (spsc::CONTROL_SIZE + 4096) / 8;
-    // SAFETY: the child only stores into atomics of the shared mapping and
-    // leaves with `_exit`: no allocation, no locks.
-    let mut child = match unsafe { fork() }.unwrap() {
-        ForkResult::Child => {
-            let started = Instant::now();
-            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
-            while started.elapsed() < Duration::from_millis(1500) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let offset = (x % words) * 8;
-                // Leave the claim words (control lines 2 and 3) alone: they
-                // only decide who may attach.
-                if (256..512).contains(&offset) {
-                    continue;
-                }
-                let value = match x >> 60 {
-                    0..=5 => x.rotate_left(23),
-                    6..=9 => x % 8192, // small positions
-                    10..=12 => (0x2147_534d << 32) | ((x >> 8) % 300), // "MSG!" with a length
-                    _ => (0x2144_4150 << 32) | ((x >> 8) % 4096), // "PAD!" with a length
-                };
-                if let Ok(word) = region.atomic_u64(offset) {
-                    word.store(value, std::sync::atomic::Ordering::Relaxed);
-                }
-                std::hint::spin_loop();
+    let scribble = || {
+        let started = Instant::now();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+        while started.elapsed() < Duration::from_millis(1500) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let offset = (x % words) * 8;
+            // Leave the claim words (control lines 2 and 3) alone: they
+            // only decide who may attach.
+            if (256..512).contains(&offset) {
+                continue;
             }
-            // SAFETY: leaves the child without running destructors.
-            unsafe { libc::_exit(0) }
+            let value = match x >> 60 {
+                0..=5 => x.rotate_left(23),
+                6..=9 => x % 8192, // small positions
+                10..=12 => (0x2147_534d << 32) | ((x >> 8) % 300), // "MSG!" with a length
+                _ => (0x2144_4150 << 32) | ((x >> 8) % 4096), // "PAD!" with a length
+            };
+            if let Ok(word) = region.atomic_u64(offset) {
+                word.store(value, std::sync::atomic::Ordering::Relaxed);
+            }
+            std::hint::spin_loop();
         }
-        ForkResult::Parent { child } => ForkedChild(Some(child)),
+        0
     };
+    // SAFETY: the child only stores into atomics of the shared mapping: no
+    // allocation, no locks.
+    let child = unsafe { ForkedChild::fork(scribble) }.unwrap();
     let (mut producer, mut consumer) = spsc::channel(region).unwrap();
     let (mut ok, mut corrupted) = (0u64, 0u64);
     let mut buf = [0u8; MAX as usize];
@@ -463,7 +357,7 @@ fn a_hostile_process_scribbling_over_a_live_ring_causes_errors_not_crashes() {
             Err(e) => panic!("{e}"),
         }
     }
-    let status = child.wait();
+    let status = child.wait(STALL).unwrap();
     assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
     // The scribbler must really have hit the ring for this test to mean anything.
     assert!(

@@ -12,11 +12,12 @@
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipc_core::spsc::{Consumer, Producer, RecvError, SendError};
 use ipc_core::{Error, RegionOptions};
 use ipc_tests::payload::PayloadGen;
+use ipc_tests::wait::BoundedWait;
 
 /// Longest a peer waits without progress before giving up.
 const STALL: Duration = Duration::from_secs(20);
@@ -60,7 +61,7 @@ fn produce_shm(name: &str, count: u64, max: usize, seed: u64) -> Outcome {
     let region = Arc::new(RegionOptions::new().open_shm(name)?);
     let mut producer = Producer::attach(region)?;
     let gen = PayloadGen::random(seed, max);
-    let mut last_progress = Instant::now();
+    let mut wait = BoundedWait::new("room in the ring", STALL);
     let mut seq = 0;
     while seq < count {
         let len = gen.len_of(seq);
@@ -69,9 +70,9 @@ fn produce_shm(name: &str, count: u64, max: usize, seed: u64) -> Outcome {
                 gen.fill(seq, &mut grant);
                 grant.commit();
                 seq += 1;
-                last_progress = Instant::now();
+                wait.reset();
             }
-            Err(SendError::Full) if last_progress.elapsed() < STALL => std::thread::yield_now(),
+            Err(SendError::Full) => wait.snooze().map_err(|e| format!("message {seq}: {e}"))?,
             Err(e) => return Err(format!("message {seq}: {e}").into()),
         }
     }
@@ -83,7 +84,7 @@ fn consume_memfd(socket: &str, count: u64, max: usize, seed: u64) -> Outcome {
     let region = Arc::new(RegionOptions::new().receive_fd(&socket)?);
     let mut consumer = Consumer::attach(region)?;
     let gen = PayloadGen::random(seed, max);
-    let mut last_progress = Instant::now();
+    let mut wait = BoundedWait::new("a message", STALL);
     let mut seq = 0;
     let mut failure = None;
     while seq < count {
@@ -96,11 +97,10 @@ fn consume_memfd(socket: &str, count: u64, max: usize, seed: u64) -> Outcome {
             seq += 1;
         });
         match result {
-            Ok(0) | Err(RecvError::Empty) if last_progress.elapsed() < STALL => {
-                std::thread::yield_now()
-            }
-            Ok(0) | Err(RecvError::Empty) => return Err(format!("stalled at message {seq}").into()),
-            Ok(_) => last_progress = Instant::now(),
+            Ok(0) | Err(RecvError::Empty) => wait
+                .snooze()
+                .map_err(|e| format!("stalled at message {seq}: {e}"))?,
+            Ok(_) => wait.reset(),
             Err(e) => return Err(e.into()),
         }
         if let Some(failure) = failure.take() {
