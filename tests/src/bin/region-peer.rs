@@ -1,4 +1,4 @@
-//! Helper process for `tests/tests/regions.rs`: an unrelated process (spawned
+//! Helper process for `tests/tests/regions/`: an unrelated process (spawned
 //! with `std::process::Command`, not forked) that creates or attaches to
 //! regions the way a real peer would.
 //!

@@ -1,0 +1,65 @@
+//! File-backed regions: they outlive their creator, and never follow
+//! symlinks.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+
+use ipc_core::layout::HEADER_SIZE;
+use ipc_core::{Error, Kind, RegionOptions};
+
+use crate::{assert_holds, assert_mentions, err, make_region_file, ok_details, run_peer, temp_dir};
+
+#[test]
+fn file_region_outlives_its_creator_process() {
+    let dir = temp_dir();
+    let path = dir.path().join("region");
+    let path_str = path.to_str().unwrap();
+    let (peer_pid, report) = run_peer(&["file-create", path_str, "written by the peer"]);
+    let len: u64 = ok_details(&report).parse().unwrap();
+    assert!(path.exists(), "the file must stay after its creator exits");
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+
+    let region = RegionOptions::new().open_file(&path).expect("reopen");
+    assert_eq!(region.creator_pid(), peer_pid);
+    assert_eq!(region.len(), len);
+    assert_eq!(region.layout().kind, Kind::Raw);
+    assert_holds(&region, 0, b"written by the peer");
+    region.write_at(0, b"rewritten").unwrap();
+    drop(region);
+    assert!(path.exists(), "an opener's drop must not remove the file");
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(
+        &bytes[HEADER_SIZE as usize..HEADER_SIZE as usize + 9],
+        b"rewritten"
+    );
+
+    // Exclusive creation: the existing file is refused and left intact.
+    let e = err(RegionOptions::new().size(4096).create_file(&path));
+    assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
+    assert_mentions(&e, &[path_str]);
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn file_regions_never_follow_symlinks() {
+    let dir = temp_dir();
+    let target = dir.path().join("target");
+    let original = make_region_file(&target, RegionOptions::new().size(4096), b"target");
+    let link = dir.path().join("link");
+    symlink(&target, &link).unwrap();
+    let e = err(RegionOptions::new().open_file(&link));
+    assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
+    assert_mentions(&e, &[link.to_str().unwrap()]);
+
+    // Creating through a dangling link must not create its target.
+    let nowhere = dir.path().join("nowhere");
+    let dangling = dir.path().join("dangling");
+    symlink(&nowhere, &dangling).unwrap();
+    let e = err(RegionOptions::new().size(4096).create_file(&dangling));
+    assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
+    assert!(!nowhere.exists());
+    // Nor through a link to an existing region.
+    let e = err(RegionOptions::new().size(4096).create_file(&link));
+    assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
+    assert_eq!(fs::read(&target).unwrap(), original);
+}
