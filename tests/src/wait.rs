@@ -99,6 +99,8 @@ pub struct BoundedWait {
     waiting_for: &'static str,
     limit: Duration,
     since: Option<Instant>,
+    /// Steps past spinning so far.
+    slow_steps: u32,
     peer: Option<Pid>,
     peer_ended: Option<WaitStatus>,
 }
@@ -113,13 +115,19 @@ impl BoundedWait {
             waiting_for,
             limit,
             since: None,
+            slow_steps: 0,
             peer: None,
             peer_ended: None,
         }
     }
 
-    /// Also gives up when `peer`, an unreaped child of this process, ends.
-    /// The peer is never reaped here: its owner still collects its status.
+    /// Steps past spinning between two looks at the peer: a look is a
+    /// system call, dearer than reading the clock, which every such step does.
+    pub const PEER_CHECK_STEPS: u32 = 16;
+
+    /// Also gives up when `peer`, an unreaped child of this process, ends
+    /// (seen within [`Self::PEER_CHECK_STEPS`] steps). The peer is never
+    /// reaped here: its owner still collects its status.
     #[inline]
     pub fn watching(mut self, peer: impl Into<Option<Pid>>) -> Self {
         self.peer = peer.into();
@@ -146,6 +154,7 @@ impl BoundedWait {
     pub fn reset(&mut self) {
         self.backoff.reset();
         self.since = None;
+        self.slow_steps = 0;
     }
 
     #[cold]
@@ -158,11 +167,14 @@ impl BoundedWait {
             });
         }
         if let Some(pid) = self.peer {
-            self.peer_ended = ended(pid)?;
-            if self.peer_ended.is_some() {
-                return Ok(());
+            if self.slow_steps % Self::PEER_CHECK_STEPS == 0 {
+                self.peer_ended = ended(pid)?;
+                if self.peer_ended.is_some() {
+                    return Ok(());
+                }
             }
         }
+        self.slow_steps = self.slow_steps.wrapping_add(1);
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
         if now.duration_since(since) > self.limit {

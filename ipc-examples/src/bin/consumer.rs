@@ -48,7 +48,7 @@ const DRAIN_BATCH: usize = 256;
 /// name) when it sees it.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(_: std::ffi::c_int) {
     // Relaxed: a flag polled by the loop; it orders nothing else.
     STOP.store(true, Ordering::Relaxed);
 }

@@ -1,0 +1,72 @@
+//! Waiting in a measurement: bounded waits for the peer, and the start line
+//! between parent and child.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ipc_core::Region;
+use ipc_tests::fork::ForkedChild;
+use ipc_tests::wait::BoundedWait;
+
+use crate::workload::raw_region;
+use crate::{Result, DEADLINE};
+
+/// A wait for `what` (named in errors) that gives up after [`DEADLINE`], and
+/// soon after `peer` exits when there is one. It spins, then yields, then
+/// naps ([`ipc_core::wait::Backoff`]); the fast path reads no clock and makes
+/// no system call.
+#[inline(always)]
+pub fn bounded(what: &'static str, peer: Option<&ForkedChild>) -> BoundedWait {
+    BoundedWait::new(what, DEADLINE).watching(peer.map(ForkedChild::pid))
+}
+
+/// Start line between parent and child: the child says it is ready (handles
+/// attached, memory touched) and waits for "go"; the parent waits for ready,
+/// starts its clock and says go.
+#[derive(Debug)]
+pub struct Gate {
+    region: Arc<Region>,
+}
+
+impl Gate {
+    /// A gate in a fresh shared region; make it before forking.
+    pub fn new() -> Result<Gate> {
+        Ok(Gate {
+            region: raw_region(256)?,
+        })
+    }
+
+    fn ready(&self) -> Result<&AtomicU64> {
+        Ok(self.region.atomic_u64(0)?)
+    }
+
+    fn go_word(&self) -> Result<&AtomicU64> {
+        Ok(self.region.atomic_u64(128)?)
+    }
+
+    /// In the child: announces readiness, waits for the go.
+    pub fn child_wait_go(&self) -> Result<()> {
+        // Release/Acquire: the child's set-up happens before the parent's go.
+        self.ready()?.store(1, Ordering::Release);
+        let go = self.go_word()?;
+        let mut wait = bounded("the parent's go", None);
+        while go.load(Ordering::Acquire) == 0 {
+            wait.snooze()?;
+        }
+        Ok(())
+    }
+
+    /// In the parent: waits until `child` is ready, reads the clock, says
+    /// go; the time of the start.
+    pub fn start(&self, child: &ForkedChild) -> Result<Instant> {
+        let ready = self.ready()?;
+        let mut wait = bounded("the child to get ready", Some(child));
+        while ready.load(Ordering::Acquire) == 0 {
+            wait.snooze()?;
+        }
+        let start = Instant::now();
+        self.go_word()?.store(1, Ordering::Release);
+        Ok(start)
+    }
+}

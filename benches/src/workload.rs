@@ -1,0 +1,168 @@
+//! What a measurement moves: the ring geometry, round-trip and one-way
+//! stream configurations, and the shared memory they set up.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ipc_core::spsc;
+use ipc_core::{Region, RegionOptions};
+use ipc_tests::payload::PayloadGen;
+
+use crate::Result;
+
+/// Seed of the [`PayloadGen`] streams used when verifying.
+const SEED: u64 = 0x5eed_1c0d_e5a1_7e57;
+
+/// The geometry of the rings a workload uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingGeometry {
+    /// Ring capacity in bytes (a power of two).
+    pub capacity: u64,
+    /// Largest message in bytes.
+    pub max_message: u64,
+}
+
+impl RingGeometry {
+    /// The suggested ring for `size`-byte messages: 1 MiB with a 64 KiB
+    /// limit up to 1 KiB, else at least 4 MiB.
+    pub fn for_message(size: usize) -> RingGeometry {
+        let size = size as u64;
+        if size <= 1024 {
+            return RingGeometry {
+                capacity: 1 << 20,
+                max_message: 64 << 10,
+            };
+        }
+        let capacity = (4u64 << 20).max((2 * spsc::record_size(size)).next_power_of_two());
+        RingGeometry {
+            capacity,
+            max_message: size.max(64 << 10).min(spsc::max_message_for(capacity)),
+        }
+    }
+
+    /// A fresh anonymous region holding a ring of this geometry, prefaulted.
+    pub fn region(&self) -> Result<Arc<Region>> {
+        let region = RegionOptions::new()
+            .layout(spsc::layout(self.capacity, self.max_message)?)
+            .populate(true)
+            .create_anonymous()?;
+        Ok(Arc::new(region))
+    }
+}
+
+/// A round-trip (ping-pong) workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundTrip {
+    /// Message size in bytes (both directions).
+    pub size: usize,
+    /// Round trips per timed batch.
+    pub batch: usize,
+    /// Timed batches.
+    pub samples: usize,
+    /// Untimed batches first.
+    pub warmup: usize,
+    /// Check every byte of every echo against a [`PayloadGen`] stream
+    /// (slower; for correctness runs) instead of its stamp.
+    pub verify: bool,
+    /// The rings (one per direction).
+    pub geometry: RingGeometry,
+}
+
+impl RoundTrip {
+    /// `size`-byte messages; 1000 batches of 1000 round trips after 20
+    /// warm-up batches, stamps checked, the suggested rings.
+    pub fn new(size: usize) -> RoundTrip {
+        RoundTrip {
+            size,
+            batch: 1000,
+            samples: 1000,
+            warmup: 20,
+            verify: false,
+            geometry: RingGeometry::for_message(size),
+        }
+    }
+
+    /// Round trips in all, warm-up included.
+    pub fn total(&self) -> u64 {
+        ((self.warmup + self.samples) * self.batch.max(1)) as u64
+    }
+
+    /// The payload stream to verify with, if verifying.
+    pub fn payload(&self) -> Option<PayloadGen> {
+        self.verify.then(|| PayloadGen::fixed(SEED, self.size))
+    }
+}
+
+/// A one-way throughput workload: the child sends, the parent receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stream {
+    /// Message size in bytes.
+    pub size: usize,
+    /// Messages to send.
+    pub count: u64,
+    /// Messages per batch for a batched ring.
+    pub batch: usize,
+    /// Fill and check every byte from a [`PayloadGen`] stream (ring only;
+    /// slower) instead of the stamp.
+    pub verify: bool,
+    /// The ring (and the copy stream's buffer size).
+    pub geometry: RingGeometry,
+}
+
+impl Stream {
+    /// `count` messages of `size` bytes, batches of 256, stamps checked, the
+    /// suggested ring.
+    pub fn new(size: usize, count: u64) -> Stream {
+        Stream {
+            size,
+            count,
+            batch: 256,
+            verify: false,
+            geometry: RingGeometry::for_message(size),
+        }
+    }
+
+    /// The payload stream to verify with, if verifying.
+    pub fn payload(&self) -> Option<PayloadGen> {
+        self.verify.then(|| PayloadGen::fixed(SEED, self.size))
+    }
+}
+
+/// A raw anonymous region with at least `bytes` of data area, prefaulted.
+pub fn raw_region(bytes: u64) -> Result<Arc<Region>> {
+    Ok(Arc::new(
+        RegionOptions::new()
+            .size(bytes)
+            .populate(true)
+            .create_anonymous()?,
+    ))
+}
+
+/// Touches every page of the region's data area so this process takes its
+/// page faults now, not inside a measurement.
+pub fn prefault(region: &Region) -> Result<()> {
+    let len = region.data_len();
+    let mut offset = 0;
+    while offset + 8 <= len {
+        region.atomic_u64(offset)?.load(Ordering::Relaxed);
+        offset += 4096;
+    }
+    if len >= 8 {
+        region.atomic_u64((len - 8) & !7)?.load(Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_suggestions_are_valid() {
+        for size in [8, 1024, 64 << 10, 1 << 20] {
+            let g = RingGeometry::for_message(size);
+            assert!(spsc::check_geometry(g.capacity, g.max_message).is_ok());
+            assert!(g.max_message >= size as u64);
+        }
+    }
+}
