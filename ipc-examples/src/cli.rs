@@ -1,7 +1,7 @@
 //! What the `producer` and `consumer` demos share: their arguments
-//! (`<name> <count> <size>`, `--timeout`, `--seed`), their exit status, and
-//! the backoff they wait with. Both must read `<size>` and `--seed` the same
-//! way, or the consumer rejects the producer's stream.
+//! (`<name> <count> <size>`, `--timeout`, `--seed`), their exit status and
+//! their report line. Both must read `<size>` and `--seed` the same way, or
+//! the consumer rejects the producer's stream.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -175,41 +175,6 @@ pub fn rates(count: u64, bytes: u64, secs: f64) -> String {
         )
     } else {
         "n/a msgs/s, n/a MB/s".to_owned()
-    }
-}
-
-/// Bounded waiting: spin briefly, then yield, then nap (50 µs, and 1 ms once
-/// the wait has lasted a while, so an idle peer costs little CPU).
-#[derive(Debug, Default)]
-pub struct Backoff {
-    step: u32,
-}
-
-impl Backoff {
-    const SPINS: u32 = 64;
-    const YIELDS: u32 = 128;
-    /// About 50 ms of short naps.
-    const SHORT_NAPS: u32 = 1_128;
-
-    /// Starts over with spinning, after progress.
-    pub fn reset(&mut self) {
-        self.step = 0;
-    }
-
-    /// Waits a little; true once past the spinning phase, when it is worth
-    /// looking at the clock.
-    pub fn snooze(&mut self) -> bool {
-        if self.step < Self::SPINS {
-            std::hint::spin_loop();
-        } else if self.step < Self::YIELDS {
-            std::thread::yield_now();
-        } else if self.step < Self::SHORT_NAPS {
-            std::thread::sleep(Duration::from_micros(50));
-        } else {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.step = self.step.saturating_add(1);
-        self.step > Self::SPINS
     }
 }
 

@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipc_core::region::DEFAULT_INIT_TIMEOUT;
+use ipc_core::wait::Backoff;
 use ipc_core::{spsc, RegionOptions};
-use ipc_examples::cli::{self, parse_num, Backoff, Size};
+use ipc_examples::cli::{self, parse_num, Size};
 use ipc_tests::payload::PayloadError;
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
@@ -175,7 +176,7 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
 
     let mut tally = Tally::default();
     let mut bad: Option<(u64, PayloadError)> = None;
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new();
     let mut last_progress = Instant::now();
     let outcome = loop {
         if tally.count == config.count {

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipc_core::spsc::{self, SendError};
+use ipc_core::wait::Backoff;
 use ipc_core::RegionOptions;
-use ipc_examples::cli::{self, parse_num, Backoff, Size};
+use ipc_examples::cli::{self, parse_num, Size};
 
 const USAGE: &str = "\
 usage: producer <name> <count> <size> [--rate MSGS_PER_SEC] [--timeout SECS] [--seed N]
@@ -125,7 +126,7 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         .into());
     }
 
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new();
     let mut bytes = 0u64;
     let start = Instant::now();
     for seq in 0..config.count {
