@@ -55,6 +55,49 @@ struct TpCase {
     count: u64,
 }
 
+/// One value per mode, in the order [`Mode::Full`], [`Mode::Quick`],
+/// [`Mode::Smoke`].
+type PerMode<T> = [T; 3];
+
+/// Round trips per timed batch, and timed batches per repetition.
+type BatchSamples = (usize, usize);
+
+/// The round-trip cases besides the paired 8 B ring and floor: size,
+/// transport, then batch and samples per mode; no samples where a mode skips
+/// the case.
+const ROUND_TRIPS: [(usize, Transport, PerMode<BatchSamples>); 8] = {
+    use Transport::*;
+    [
+        (1024, Ring, [(1000, 300), (1000, 100), (100, 10)]),
+        (64 << 10, Ring, [(20, 300), (0, 0), (10, 10)]),
+        (8, Pipe, [(10, 200), (10, 70), (10, 10)]),
+        (8, UnixSocket, [(10, 200), (10, 70), (10, 10)]),
+        (1024, Pipe, [(10, 200), (10, 70), (10, 10)]),
+        (1024, UnixSocket, [(10, 200), (10, 70), (10, 10)]),
+        (64 << 10, Pipe, [(5, 200), (0, 0), (5, 4)]),
+        (64 << 10, UnixSocket, [(5, 200), (0, 0), (5, 4)]),
+    ]
+};
+
+/// The throughput cases: size, transport, then messages per run per mode; 0
+/// where a mode skips the case.
+const STREAMS: [(usize, Transport, PerMode<u64>); 11] = {
+    use Transport::*;
+    [
+        (8, Ring, [50_000_000, 20_000_000, 100_000]),
+        (8, RingBatched, [100_000_000, 40_000_000, 100_000]),
+        (8, Pipe, [500_000, 300_000, 10_000]),
+        (8, UnixSocket, [500_000, 300_000, 10_000]),
+        (1024, Ring, [2_000_000, 1_000_000, 20_000]),
+        (1024, Pipe, [300_000, 200_000, 5_000]),
+        (1024, UnixSocket, [300_000, 200_000, 5_000]),
+        (64 << 10, Ring, [50_000, 0, 500]),
+        (64 << 10, CopyStream, [50_000, 0, 500]),
+        (64 << 10, Pipe, [10_000, 0, 200]),
+        (64 << 10, UnixSocket, [10_000, 0, 200]),
+    ]
+};
+
 /// Something verified byte for byte before the measurements.
 enum Check {
     /// `count` messages of `gen` through a ring of `geometry`, one way.
@@ -72,6 +115,78 @@ enum Check {
     },
 }
 
+impl Check {
+    fn stream(label: &'static str, gen: PayloadGen, count: u64, geometry: RingGeometry) -> Check {
+        Check::Stream {
+            label,
+            gen,
+            count,
+            geometry,
+        }
+    }
+
+    /// What each mode verifies first: nothing in full runs (they measure),
+    /// the demo's streams and echoes in quick runs, and in smoke runs streams
+    /// whose random lengths wrap a small ring (everything after is verified
+    /// too).
+    fn plan(mode: Mode) -> Vec<Check> {
+        let ring = RingGeometry::for_message;
+        let small = |capacity| RingGeometry {
+            capacity,
+            max_message: 4096,
+        };
+        match mode {
+            Mode::Full => Vec::new(),
+            Mode::Quick => vec![
+                Check::stream("8 B messages", PayloadGen::fixed(1, 8), 2_000_000, ring(8)),
+                Check::stream(
+                    "1 KiB messages",
+                    PayloadGen::fixed(2, 1024),
+                    200_000,
+                    ring(1024),
+                ),
+                Check::stream(
+                    "0..=4 KiB random lengths, 64 KiB ring (wraps)",
+                    PayloadGen::random(3, 4096),
+                    100_000,
+                    small(64 << 10),
+                ),
+                Check::Echoes {
+                    size: 8,
+                    batches: 100,
+                    batch: 100,
+                },
+                Check::Echoes {
+                    size: 1024,
+                    batches: 100,
+                    batch: 100,
+                },
+            ],
+            Mode::Smoke => vec![
+                Check::stream("8 B messages", PayloadGen::fixed(11, 8), 50_000, ring(8)),
+                Check::stream(
+                    "0..=4 KiB random lengths, 16 KiB ring (wraps)",
+                    PayloadGen::random(12, 4096),
+                    20_000,
+                    small(16 << 10),
+                ),
+                Check::stream(
+                    "0..=2000 B random lengths, 16 KiB ring (wraps)",
+                    PayloadGen::random(13, 2000),
+                    20_000,
+                    small(16 << 10),
+                ),
+                Check::stream(
+                    "64 KiB messages",
+                    PayloadGen::fixed(14, 64 << 10),
+                    300,
+                    ring(64 << 10),
+                ),
+            ],
+        }
+    }
+}
+
 struct Plan {
     reps: usize,
     verify: bool,
@@ -86,162 +201,43 @@ struct Plan {
 
 impl Plan {
     fn new(mode: Mode) -> Plan {
-        use Transport::*;
-        let rt = |size, transport, batch, samples| RtCase {
-            size,
-            transport,
-            batch,
-            samples,
+        let column = match mode {
+            Mode::Full => 0,
+            Mode::Quick => 1,
+            Mode::Smoke => 2,
         };
-        let tp = |size, transport, count| TpCase {
-            size,
-            transport,
-            count,
+        let rt = ROUND_TRIPS
+            .iter()
+            .filter(|(.., modes)| modes[column].1 > 0)
+            .map(|&(size, transport, modes)| RtCase {
+                size,
+                transport,
+                batch: modes[column].0,
+                samples: modes[column].1,
+            })
+            .collect();
+        let tp = STREAMS
+            .iter()
+            .filter(|(.., counts)| counts[column] > 0)
+            .map(|&(size, transport, counts)| TpCase {
+                size,
+                transport,
+                count: counts[column],
+            })
+            .collect();
+        let (reps, verify, paired, single) = match mode {
+            Mode::Full => (5, false, (1000, 600), 20_000),
+            Mode::Quick => (3, false, (1000, 100), 0),
+            Mode::Smoke => (1, true, (100, 20), 200),
         };
-        let stream = |label, gen, count, geometry| Check::Stream {
-            label,
-            gen,
-            count,
-            geometry,
-        };
-        let ring = RingGeometry::for_message;
-        match mode {
-            Mode::Full => Plan {
-                reps: 5,
-                verify: false,
-                checks: Vec::new(),
-                paired: (1000, 600),
-                single: 20_000,
-                rt: vec![
-                    rt(1024, Ring, 1000, 300),
-                    rt(64 << 10, Ring, 20, 300),
-                    rt(8, Pipe, 10, 200),
-                    rt(8, UnixSocket, 10, 200),
-                    rt(1024, Pipe, 10, 200),
-                    rt(1024, UnixSocket, 10, 200),
-                    rt(64 << 10, Pipe, 5, 200),
-                    rt(64 << 10, UnixSocket, 5, 200),
-                ],
-                tp: vec![
-                    tp(8, Ring, 50_000_000),
-                    tp(8, RingBatched, 100_000_000),
-                    tp(8, Pipe, 500_000),
-                    tp(8, UnixSocket, 500_000),
-                    tp(1024, Ring, 2_000_000),
-                    tp(1024, Pipe, 300_000),
-                    tp(1024, UnixSocket, 300_000),
-                    tp(64 << 10, Ring, 50_000),
-                    tp(64 << 10, CopyStream, 50_000),
-                    tp(64 << 10, Pipe, 10_000),
-                    tp(64 << 10, UnixSocket, 10_000),
-                ],
-            },
-            Mode::Quick => Plan {
-                reps: 3,
-                verify: false,
-                checks: vec![
-                    stream("8 B messages", PayloadGen::fixed(1, 8), 2_000_000, ring(8)),
-                    stream(
-                        "1 KiB messages",
-                        PayloadGen::fixed(2, 1024),
-                        200_000,
-                        ring(1024),
-                    ),
-                    stream(
-                        "0..=4 KiB random lengths, 64 KiB ring (wraps)",
-                        PayloadGen::random(3, 4096),
-                        100_000,
-                        RingGeometry {
-                            capacity: 64 << 10,
-                            max_message: 4096,
-                        },
-                    ),
-                    Check::Echoes {
-                        size: 8,
-                        batches: 100,
-                        batch: 100,
-                    },
-                    Check::Echoes {
-                        size: 1024,
-                        batches: 100,
-                        batch: 100,
-                    },
-                ],
-                paired: (1000, 100),
-                single: 0,
-                rt: vec![
-                    rt(1024, Ring, 1000, 100),
-                    rt(8, Pipe, 10, 70),
-                    rt(8, UnixSocket, 10, 70),
-                    rt(1024, Pipe, 10, 70),
-                    rt(1024, UnixSocket, 10, 70),
-                ],
-                tp: vec![
-                    tp(8, Ring, 20_000_000),
-                    tp(8, RingBatched, 40_000_000),
-                    tp(8, Pipe, 300_000),
-                    tp(8, UnixSocket, 300_000),
-                    tp(1024, Ring, 1_000_000),
-                    tp(1024, Pipe, 200_000),
-                    tp(1024, UnixSocket, 200_000),
-                ],
-            },
-            Mode::Smoke => {
-                let small = RingGeometry {
-                    capacity: 16 << 10,
-                    max_message: 4096,
-                };
-                Plan {
-                    reps: 1,
-                    verify: true,
-                    checks: vec![
-                        stream("8 B messages", PayloadGen::fixed(11, 8), 50_000, ring(8)),
-                        stream(
-                            "0..=4 KiB random lengths, 16 KiB ring (wraps)",
-                            PayloadGen::random(12, 4096),
-                            20_000,
-                            small,
-                        ),
-                        stream(
-                            "0..=2000 B random lengths, 16 KiB ring (wraps)",
-                            PayloadGen::random(13, 2000),
-                            20_000,
-                            small,
-                        ),
-                        stream(
-                            "64 KiB messages",
-                            PayloadGen::fixed(14, 64 << 10),
-                            300,
-                            ring(64 << 10),
-                        ),
-                    ],
-                    paired: (100, 20),
-                    single: 200,
-                    rt: vec![
-                        rt(1024, Ring, 100, 10),
-                        rt(64 << 10, Ring, 10, 10),
-                        rt(8, Pipe, 10, 10),
-                        rt(8, UnixSocket, 10, 10),
-                        rt(1024, Pipe, 10, 10),
-                        rt(1024, UnixSocket, 10, 10),
-                        rt(64 << 10, Pipe, 5, 4),
-                        rt(64 << 10, UnixSocket, 5, 4),
-                    ],
-                    tp: vec![
-                        tp(8, Ring, 100_000),
-                        tp(8, RingBatched, 100_000),
-                        tp(8, Pipe, 10_000),
-                        tp(8, UnixSocket, 10_000),
-                        tp(1024, Ring, 20_000),
-                        tp(1024, Pipe, 5_000),
-                        tp(1024, UnixSocket, 5_000),
-                        tp(64 << 10, Ring, 500),
-                        tp(64 << 10, CopyStream, 500),
-                        tp(64 << 10, Pipe, 200),
-                        tp(64 << 10, UnixSocket, 200),
-                    ],
-                }
-            }
+        Plan {
+            reps,
+            verify,
+            checks: Check::plan(mode),
+            paired,
+            single,
+            rt,
+            tp,
         }
     }
 }
