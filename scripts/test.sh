@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, integration and cross-process tests,
-# the benchmarks in smoke mode, doctests, then the loom models (and a check
-# that they catch weakened orderings). Run from anywhere.
+# the benchmarks in smoke mode, doctests, the examples, then the loom models
+# (and a check that they catch weakened orderings). Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,14 @@ cargo test --workspace --all-targets
 
 echo "== doctests"
 cargo test --workspace --doc
+
+echo "== examples (each must run and exit 0)"
+# The test profile reuses the dependencies the tests above were built with.
+for example in ipc-examples/examples/*.rs; do
+  name=$(basename "$example" .rs)
+  echo "-- $name"
+  cargo run --quiet --profile test -p ipc-examples --example "$name"
+done
 
 echo "== loom models catch every weakened ordering"
 scripts/loom-mutants.sh
