@@ -1,5 +1,6 @@
 //! Cross-process benchmark: the SPSC ring vs a pipe vs a Unix stream socket
-//! vs the cache-line floor and a raw shared-memory copy stream.
+//! vs the cache-line floor and a raw shared-memory copy stream. The engine
+//! is the `ipc_benches` library (`benches/src`); this is its entry point.
 //!
 //! `cargo bench -p ipc-benches` runs the full measurement (about a minute),
 //! prints the tables and the targets, and writes them as Markdown to
