@@ -77,11 +77,12 @@ fn parse_args(args: &[String]) -> Result<Option<Config>, String> {
 /// Opens the ring, retrying while the consumer has not created it yet.
 fn open(config: &Config) -> Result<spsc::Producer, Box<dyn Error>> {
     let started = Instant::now();
+    let mut backoff = Backoff::new();
     let region = loop {
         match RegionOptions::new().open_shm(&config.name) {
             Ok(region) => break region,
             Err(ipc_core::Error::NotFound { .. }) if started.elapsed() < config.timeout => {
-                std::thread::sleep(Duration::from_millis(5));
+                backoff.snooze();
             }
             Err(e @ ipc_core::Error::NotFound { .. }) => {
                 return Err(format!(
