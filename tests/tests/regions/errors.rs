@@ -328,40 +328,22 @@ fn error_os() {
     let (mut a, b) = UnixStream::pair().unwrap();
     b.set_read_timeout(Some(CHILD_TIMEOUT)).unwrap();
     let e = region.send_fd(&a).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::Os {
-                call: "sendmsg",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert_os_call(&e, "sendmsg");
     // A message without an fd, then a closed socket.
     a.write_all(b"x").unwrap();
     let e = err(RegionOptions::new().receive_fd(&b));
-    assert!(
-        matches!(
-            e,
-            Error::Os {
-                call: "recvmsg",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert_os_call(&e, "recvmsg");
     assert_mentions(&e, &["recvmsg failed", "no fd"]);
     drop(a);
     let e = err(RegionOptions::new().receive_fd(&b));
+    assert_os_call(&e, "recvmsg");
+}
+
+/// Asserts that `e` is an `Error::Os` from the system call `name`.
+#[track_caller]
+fn assert_os_call(e: &Error, name: &str) {
     assert!(
-        matches!(
-            e,
-            Error::Os {
-                call: "recvmsg",
-                ..
-            }
-        ),
+        matches!(e, Error::Os { call, .. } if *call == name),
         "{e:?}"
     );
 }
