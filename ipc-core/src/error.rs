@@ -7,7 +7,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::layout::Layout;
+use crate::layout::{Kind, Layout};
 
 /// Everything that can go wrong creating, opening or attaching to a region.
 ///
@@ -24,6 +24,31 @@ pub enum Error {
     /// The OS refused access to the object.
     PermissionDenied {
         /// The name or path.
+        name: String,
+    },
+    /// The path is a symbolic link, which is never followed: whoever can
+    /// write its directory could point it anywhere.
+    SymbolicLink {
+        /// The path.
+        name: String,
+    },
+    /// The named object belongs to another user, or others than its owner
+    /// may write it, so anyone among them could have forged its contents.
+    /// [`RegionOptions::trust_foreign`](crate::RegionOptions::trust_foreign)
+    /// accepts it.
+    Untrusted {
+        /// The name or path.
+        name: String,
+        /// The object's owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A name kept being created and removed by others while
+    /// [`RegionOptions::open_or_create_shm`](crate::RegionOptions::open_or_create_shm)
+    /// tried to open or create it.
+    Contended {
+        /// The name.
         name: String,
     },
     /// Create-exclusive found an object of that name already.
@@ -55,6 +80,17 @@ pub enum Error {
         /// Which rule the layout breaks.
         reason: String,
     },
+    /// The region holds another kind of structure than the one asked for,
+    /// e.g. an SPSC ring where an MPMC ring was expected.
+    WrongKind {
+        /// What the caller needs.
+        expected: Kind,
+        /// What the region's header says it holds.
+        found: Kind,
+    },
+    /// The ring's shared state holds values no correct peer writes; found
+    /// while attaching to it.
+    Corrupted(crate::spsc::Corruption),
     /// The mapping is smaller than its header claims.
     Truncated {
         /// Size the header (or the format's minimum) requires.
@@ -104,7 +140,8 @@ pub enum Error {
     AlreadyAttached {
         /// `"producer"` or `"consumer"`.
         role: &'static str,
-        /// The holder's pid.
+        /// The holder's pid (in the pid namespace of the process that
+        /// attached it).
         pid: u32,
     },
     /// An offset and length fall outside the region's data area.
@@ -144,6 +181,17 @@ impl fmt::Display for Error {
             Error::PermissionDenied { name } => {
                 write!(f, "permission denied opening shared region {name:?}")
             }
+            Error::SymbolicLink { name } => {
+                write!(f, "{name:?} is a symbolic link, which is never followed")
+            }
+            Error::Untrusted { name, owner, mode } => write!(
+                f,
+                "refusing {name:?}: owned by uid {owner} with mode {mode:#o}; only objects of this user, writable by nobody else, are trusted (see RegionOptions::trust_foreign)"
+            ),
+            Error::Contended { name } => write!(
+                f,
+                "{name:?} kept being created and removed by others; gave up opening or creating it"
+            ),
             Error::AlreadyExists { name } => write!(f, "shared region {name:?} already exists"),
             Error::NotOurs { found_magic } => write!(
                 f,
@@ -158,6 +206,10 @@ impl fmt::Display for Error {
                 write!(f, "layout mismatch: expected {expected}, region has {found}")
             }
             Error::InvalidLayout { reason } => write!(f, "invalid region layout: {reason}"),
+            Error::WrongKind { expected, found } => {
+                write!(f, "region holds {found:?}, not {expected:?}")
+            }
+            Error::Corrupted(corruption) => write!(f, "{corruption}"),
             Error::Truncated { expected, actual } => write!(
                 f,
                 "region truncated: needs {expected} bytes but only {actual} are mapped"
@@ -208,6 +260,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::ResourceLimit { source, .. } | Error::Os { source, .. } => Some(source),
+            Error::Corrupted(corruption) => Some(corruption),
             _ => None,
         }
     }

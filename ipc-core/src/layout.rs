@@ -15,7 +15,7 @@
 //!     16     4  init           READY once published (Release), 0 before
 //!     20     4  creator_pid
 //!     24     4  kind           Kind as u32
-//!     28     4  reserved       0
+//!     28     4  flags          FLAG_PERSISTENT, or 0
 //!     32     8  total_size     bytes mapped, a multiple of the page size
 //!     40     8  data_offset    where the kind's area starts
 //!     48     8  data_size      bytes of that area
@@ -37,6 +37,9 @@ pub const VERSION: u32 = 1;
 pub const HEADER_SIZE: u64 = 256;
 /// Value of the `init` word once the header is complete.
 pub(crate) const READY: u32 = u32::from_le_bytes(*b"RDY!");
+/// Header flag: the creator asked for the named object to outlive it
+/// ([`crate::RegionOptions::persist`]); stale-name cleanup leaves it alone.
+pub(crate) const FLAG_PERSISTENT: u32 = 1;
 /// Alignment of the header and of every area in a region: two 64-byte cache
 /// lines, because adjacent-line prefetch pairs them on x86.
 pub const ALIGN: u64 = 128;
@@ -53,7 +56,7 @@ pub(crate) struct Header {
     pub(crate) init: AtomicU32,
     pub(crate) creator_pid: AtomicU32,
     pub(crate) kind: AtomicU32,
-    pub(crate) reserved: AtomicU32,
+    pub(crate) flags: AtomicU32,
     pub(crate) total_size: AtomicU64,
     pub(crate) data_offset: AtomicU64,
     pub(crate) data_size: AtomicU64,
@@ -217,17 +220,24 @@ pub fn type_tag_of<T: ?Sized>() -> u64 {
         })
 }
 
+/// A published header's fields, before validation against the mapping.
+pub(crate) struct Published {
+    pub(crate) layout: Layout,
+    pub(crate) creator_pid: u32,
+    pub(crate) flags: u32,
+}
+
 /// What an opener found before the header was published.
 pub(crate) enum Probe {
-    /// Published: the validated-later layout and the creator's pid.
-    Ready(Layout, u32),
+    /// Published.
+    Ready(Published),
     /// Not yet published (or never will be).
     Pending,
 }
 
 impl Header {
     /// Writes every field but `init`. The caller then calls [`Header::publish`].
-    pub(crate) fn write(&self, layout: &Layout, creator_pid: u32) {
+    pub(crate) fn write(&self, layout: &Layout, creator_pid: u32, flags: u32) {
         // Relaxed throughout: nobody may read these before `publish`'s
         // Release store, and the Acquire load in `probe` orders them.
         self.magic.store(MAGIC, Ordering::Relaxed);
@@ -235,6 +245,7 @@ impl Header {
         self.header_size
             .store(HEADER_SIZE as u32, Ordering::Relaxed);
         self.creator_pid.store(creator_pid, Ordering::Relaxed);
+        self.flags.store(flags, Ordering::Relaxed);
         self.kind.store(layout.kind.to_u32(), Ordering::Relaxed);
         self.total_size.store(layout.total_size, Ordering::Relaxed);
         self.data_offset
@@ -293,9 +304,10 @@ impl Header {
             slot_size: self.slot_size.load(Ordering::Relaxed),
             type_tag: self.type_tag.load(Ordering::Relaxed),
         };
-        Ok(Probe::Ready(
+        Ok(Probe::Ready(Published {
             layout,
-            self.creator_pid.load(Ordering::Relaxed),
-        ))
+            creator_pid: self.creator_pid.load(Ordering::Relaxed),
+            flags: self.flags.load(Ordering::Relaxed),
+        }))
     }
 }

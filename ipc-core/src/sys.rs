@@ -5,7 +5,7 @@
 //! [`crate::Error`] variant that fits what it was doing.
 
 use std::ffi::CStr;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::fcntl::{self, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{self, MFdFlags};
 use nix::sys::mman::{self, MapFlags, MmapAdvise, ProtFlags};
-use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{self, ControlMessage, MsgFlags};
 use nix::sys::stat::{self, Mode};
 
 /// The system page size.
@@ -29,8 +29,31 @@ pub(crate) fn page_size() -> u64 {
     }
 }
 
-/// Size of the default huge page (2 MiB on x86_64 and aarch64 with 4 KiB pages).
-pub(crate) const HUGE_PAGE_SIZE: u64 = 2 * 1024 * 1024;
+/// Size of the system's default huge page (`Hugepagesize` in
+/// `/proc/meminfo`), read once; 2 MiB, the x86_64 and aarch64 default, when
+/// it cannot be read.
+pub(crate) fn huge_page_size() -> u64 {
+    static SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|info| parse_huge_page_size(&info))
+            .unwrap_or(2 * 1024 * 1024)
+    })
+}
+
+/// The `Hugepagesize:` line of `/proc/meminfo`, in bytes.
+fn parse_huge_page_size(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("Hugepagesize:"))?;
+    let mut words = line["Hugepagesize:".len()..].split_whitespace();
+    let value: u64 = words.next()?.parse().ok()?;
+    match words.next()? {
+        "kB" => value
+            .checked_mul(1024)
+            .filter(|size| size.is_power_of_two()),
+        _ => None,
+    }
+}
 
 /// What a new mapping asks for beyond read/write sharing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -129,6 +152,8 @@ pub(crate) enum Advice {
     DontDump,
     /// Back with transparent huge pages where possible.
     HugePage,
+    /// Fault every page in, writable, now (Linux 5.14+; `EINVAL` before).
+    PopulateWrite,
 }
 
 /// `madvise`.
@@ -136,19 +161,28 @@ pub(crate) fn advise(ptr: NonNull<u8>, len: u64, advice: Advice) -> nix::Result<
     let advice = match advice {
         Advice::DontDump => MmapAdvise::MADV_DONTDUMP,
         Advice::HugePage => MmapAdvise::MADV_HUGEPAGE,
+        Advice::PopulateWrite => MmapAdvise::MADV_POPULATE_WRITE,
     };
-    // SAFETY: these two advices change how the kernel treats the pages
-    // (dumping, page size), never their contents.
+    // SAFETY: these advices change how the kernel treats the pages
+    // (dumping, page size, whether they are mapped yet), never their
+    // contents.
     unsafe { mman::madvise(ptr.cast(), len as usize, advice) }
 }
 
-/// `memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING)`, optionally with huge pages.
+/// `memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL)`,
+/// optionally with huge pages. Kernels before 6.3 do not know
+/// `MFD_NOEXEC_SEAL` (`EINVAL`); there the memfd is made without it, and is
+/// executable by mode, as every memfd was then.
 pub(crate) fn memfd_create(name: &CStr, hugetlb: bool) -> nix::Result<OwnedFd> {
     let mut flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
     if hugetlb {
         flags |= MFdFlags::MFD_HUGETLB;
     }
-    memfd::memfd_create(name, flags)
+    let noexec = MFdFlags::from_bits_retain(libc::MFD_NOEXEC_SEAL as _);
+    match memfd::memfd_create(name, flags | noexec) {
+        Err(Errno::EINVAL) => memfd::memfd_create(name, flags),
+        other => other,
+    }
 }
 
 /// Seals a memfd against shrinking, growing and further sealing.
@@ -166,12 +200,94 @@ pub(crate) fn is_sealed_against_shrink(fd: BorrowedFd<'_>) -> nix::Result<bool> 
     }
 }
 
-/// Size in bytes of the object behind `fd`, and whether it is a regular file
-/// (or memfd/shm object, which also report `S_IFREG`).
-pub(crate) fn fd_size(fd: BorrowedFd<'_>) -> nix::Result<(u64, bool)> {
-    let st = stat::fstat(fd)?;
-    let regular = (st.st_mode & libc::S_IFMT) == libc::S_IFREG;
-    Ok((st.st_size.max(0) as u64, regular))
+/// What `fstat` says of the object behind an fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileInfo {
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// A regular file (memfds and shm objects also report `S_IFREG`).
+    pub(crate) regular: bool,
+    /// Owner's uid.
+    pub(crate) uid: u32,
+    /// Permission bits.
+    pub(crate) mode: u32,
+    /// Device and inode: which object it is, whatever its name.
+    pub(crate) identity: (u64, u64),
+}
+
+fn file_info(st: &libc::stat) -> FileInfo {
+    FileInfo {
+        size: st.st_size.max(0) as u64,
+        regular: (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+        identity: (st.st_dev, st.st_ino),
+    }
+}
+
+/// `fstat`.
+pub(crate) fn fd_info(fd: BorrowedFd<'_>) -> nix::Result<FileInfo> {
+    stat::fstat(fd).map(|st| file_info(&st))
+}
+
+/// `lstat` of a path (a symbolic link is described, not followed).
+pub(crate) fn path_info(path: &Path) -> nix::Result<FileInfo> {
+    stat::lstat(path).map(|st| file_info(&st))
+}
+
+/// Where Linux keeps POSIX shm objects: `/dev/shm/NAME` for the object
+/// `/NAME` (glibc's `shm_open` opens exactly that path).
+pub(crate) fn shm_path(name: &CStr) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(name.to_bytes());
+    Path::new("/dev/shm").join(Path::new(name).strip_prefix("/").unwrap_or(Path::new(name)))
+}
+
+/// This process's effective uid.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Allocates the first `len` bytes of `fd` (`posix_fallocate`), so that a
+/// mapping of them never faults for want of space: on tmpfs or a sparse
+/// file, `ftruncate` alone allocates nothing, and the first write past the
+/// free space would kill the process with `SIGBUS`. `ENOSPC` when the space
+/// is not there. File systems without `fallocate` (`EOPNOTSUPP`) are left
+/// as they are.
+pub(crate) fn allocate(fd: BorrowedFd<'_>, len: u64) -> nix::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+    match fcntl::posix_fallocate(fd, 0, len) {
+        Err(Errno::EOPNOTSUPP) => Ok(()),
+        other => other,
+    }
+}
+
+/// How an fd's `flock` is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileLock {
+    /// `LOCK_SH`, waiting if needed: held by every process attached to a
+    /// named region, for as long as it is attached.
+    Shared,
+    /// `LOCK_EX | LOCK_NB`: fails with `EWOULDBLOCK` while anyone holds it.
+    ExclusiveNow,
+}
+
+/// `flock`. The lock belongs to the open file description: the kernel
+/// drops it when the last fd of that description closes, e.g. at exit.
+pub(crate) fn flock(fd: BorrowedFd<'_>, how: FileLock) -> nix::Result<()> {
+    let op = match how {
+        FileLock::Shared => libc::LOCK_SH,
+        FileLock::ExclusiveNow => libc::LOCK_EX | libc::LOCK_NB,
+    };
+    loop {
+        // SAFETY: flock takes an fd and flags; `fd` is open for the call.
+        let rc = unsafe { libc::flock(fd.as_raw_fd(), op) };
+        match Errno::result(rc) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(drop),
+        }
+    }
 }
 
 /// `ftruncate`.
@@ -254,36 +370,70 @@ pub(crate) fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> nix::Result
 
 /// Receives one fd sent by [`send_fd`]. `ENODATA` when the message carried
 /// none, `ECONNRESET` when the peer closed the socket first.
+///
+/// The control buffer has room for the most fds one message can carry
+/// (`SCM_MAX_FD`, 253), and every fd the kernel installed is taken into an
+/// `OwnedFd` before anything else is looked at: a sender that packs several
+/// fds (or other control messages) into one message leaks none of them into
+/// this process; all but the first are closed.
 pub(crate) fn recv_fd(socket: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+    const MAX_FDS: usize = 253;
+    // u64s keep the buffer aligned for `cmsghdr`; 16 bytes of header plus
+    // the fds, rounded up, fit with room to spare.
+    let mut control = [0u64; (16 + MAX_FDS * 4) / 8 + 8];
     let mut body = [0u8; 1];
-    let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     loop {
-        let mut iov = [IoSliceMut::new(&mut body)];
-        let msg = match socket::recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg_space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-            Ok(msg) => msg,
+        let mut iov = libc::iovec {
+            iov_base: body.as_mut_ptr().cast(),
+            iov_len: body.len(),
         };
-        if msg.bytes == 0 {
-            return Err(Errno::ECONNRESET);
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `msg` points at `iov`, `body` and `control`, which live on
+        // this stack frame for the whole call, with their true lengths.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            }
         }
         let mut received = None;
-        for cmsg in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                for raw in fds {
+        // SAFETY: `msg` was filled by the kernel, which set `msg_controllen`
+        // to the bytes of control messages it wrote into `control`.
+        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        while !cmsg.is_null() {
+            // SAFETY: CMSG_FIRSTHDR/NXTHDR return null or a header that lies
+            // inside the part of `control` the kernel wrote.
+            let header = unsafe { std::ptr::read_unaligned(cmsg) };
+            if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+                // SAFETY: `cmsg` is a valid header (above); its data follows it.
+                let data = unsafe { libc::CMSG_DATA(cmsg) };
+                let header_len = data as usize - cmsg as usize;
+                let count = (header.cmsg_len as usize).saturating_sub(header_len)
+                    / std::mem::size_of::<libc::c_int>();
+                for i in 0..count {
+                    // SAFETY: the kernel wrote `count` ints after the header,
+                    // inside `control`; they may be unaligned.
+                    let raw =
+                        unsafe { std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i)) };
                     // SAFETY: the kernel just installed `raw` in our fd table
                     // for us; nothing else owns it.
                     let owned = unsafe { OwnedFd::from_raw_fd(raw) };
                     if received.is_none() {
                         received = Some(owned);
-                    } // extra fds are closed by dropping them
+                    } // the others close as `owned` drops
                 }
             }
+            // SAFETY: as for CMSG_FIRSTHDR; `cmsg` is a header inside `msg`.
+            cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+        }
+        if n == 0 {
+            return Err(Errno::ECONNRESET);
         }
         return received.ok_or(Errno::ENODATA);
     }
@@ -294,35 +444,154 @@ pub(crate) fn current_pid() -> u32 {
     nix::unistd::getpid().as_raw() as u32
 }
 
-/// Whether a process with this pid is alive (it may be a reused pid).
-///
-/// A zombie (exited, not yet reaped by its parent) is dead: it will never run
-/// again, yet `kill(pid, 0)` still succeeds on it, so `/proc` is asked too.
-pub(crate) fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // EPERM means it exists but belongs to someone else.
-    let exists = !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(Errno::ESRCH)
-    );
-    exists && !is_zombie(pid)
+/// What `/proc/PID/stat` says of a live or zombie process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    /// The state letter (`R`, `S`, `T`, `Z`, ...).
+    pub(crate) state: u8,
+    /// When it started, in clock ticks after boot (field 22).
+    pub(crate) start_time: u64,
 }
 
-/// Whether `/proc/PID/stat` says the process has exited (state `Z` or `X`).
-/// False when it cannot tell (no `/proc`).
-fn is_zombie(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
-        return false;
+/// Reads `/proc/PID/stat` into a stack buffer: no allocation, so it is safe
+/// in a child forked from a multi-threaded parent. `None` when there is no
+/// such process, or it cannot be read (no `/proc`, or `hidepid`).
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return None;
+    }
+    let mut path = [0u8; 32];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        path[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
     };
-    // "PID (COMM) STATE ...": COMM may itself hold ')' and spaces, so the
-    // state follows the last ')'.
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
+    push(b"/proc/");
+    let mut digits = [0u8; 10];
+    let mut n = pid;
+    let mut first = digits.len();
+    loop {
+        first -= 1;
+        digits[first] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    push(&digits[first..]);
+    push(b"/stat\0");
+    let path = CStr::from_bytes_until_nul(&path).ok()?;
+    // SAFETY: `path` is a NUL-terminated string on our stack.
+    let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `open` just returned this fd to us; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut buf = [0u8; 1024];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match nix::unistd::read(&fd, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    parse_proc_stat(&buf[..filled])
+}
+
+/// Parses "PID (COMM) STATE PPID ... STARTTIME ...". COMM may hold spaces
+/// and ')' itself, so the fields are counted from the last ')'.
+fn parse_proc_stat(stat: &[u8]) -> Option<ProcStat> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let mut fields = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    let state = *fields.next()?.first()?;
+    // STATE is field 3; STARTTIME is field 22, 19 fields further on.
+    let start = fields.nth(18)?;
+    let start_time = std::str::from_utf8(start).ok()?.trim().parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+/// Identifies a process incarnation for role claims: its pid in the low 32
+/// bits and the low 32 bits of its start time above them. A later process
+/// that reuses the pid has another start time, so it does not inherit the
+/// identity. Without a readable `/proc`, the start time is left 0 and the
+/// identity is the bare pid.
+pub(crate) fn process_identity(pid: u32) -> u64 {
+    let start = proc_stat(pid).map_or(0, |stat| stat.start_time as u32);
+    u64::from(start) << 32 | u64::from(pid)
+}
+
+/// The pid inside a [`process_identity`].
+pub(crate) fn identity_pid(id: u64) -> u32 {
+    id as u32
+}
+
+/// Whether the process incarnation `id` ([`process_identity`]) is alive.
+///
+/// Dead: no process has the pid, it is a zombie (exited, not yet reaped:
+/// `kill(pid, 0)` alone would call it alive), or the pid now belongs to a
+/// process that started at another time. A stopped process is alive. When
+/// `/proc` cannot tell (not mounted, or `hidepid` hides another user's
+/// processes), `kill(pid, 0)` decides, erring towards alive.
+///
+/// Pids are per pid namespace: a process in another namespace (another
+/// container sharing `/dev/shm`) is judged by whatever has its pid number
+/// here.
+pub(crate) fn identity_alive(id: u64) -> bool {
+    let pid = identity_pid(id);
+    if pid == 0 || pid > i32::MAX as u32 {
         return false;
-    };
-    matches!(stat.get(close + 2), Some(b'Z' | b'X'))
+    }
+    match proc_stat(pid) {
+        Some(stat) => {
+            let started = (id >> 32) as u32;
+            !matches!(stat.state, b'Z' | b'X')
+                && (started == 0 || stat.start_time as u32 == started)
+        }
+        // EPERM means it exists but belongs to someone else.
+        None => !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None),
+            Err(Errno::ESRCH)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_fields_are_counted_from_the_last_parenthesis() {
+        let line = b"42 (a) b) c) T 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 100 10";
+        let stat = parse_proc_stat(line).unwrap();
+        assert_eq!(stat.state, b'T');
+        assert_eq!(stat.start_time, 987654);
+        assert_eq!(parse_proc_stat(b"42 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_its_identity_is_stable() {
+        let pid = current_pid();
+        let id = process_identity(pid);
+        assert_eq!(identity_pid(id), pid);
+        assert_ne!(id >> 32, 0, "this machine has /proc");
+        assert_eq!(process_identity(pid), id);
+        assert!(identity_alive(id));
+        // The same pid with another start time is a different incarnation.
+        assert!(!identity_alive(id ^ (1 << 40)));
+        assert!(!identity_alive(0));
+    }
+
+    #[test]
+    fn huge_page_size_is_read_from_meminfo() {
+        let info = "MemTotal: 1 kB\nHugepagesize:    1048576 kB\nHugetlb: 0 kB\n";
+        assert_eq!(parse_huge_page_size(info), Some(1 << 30));
+        assert_eq!(parse_huge_page_size("Hugepagesize: 3 kB\n"), None);
+        assert_eq!(parse_huge_page_size("nothing"), None);
+        assert!(huge_page_size().is_power_of_two());
+    }
 }

@@ -35,14 +35,18 @@ pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
 fn ring_of(region: &Region) -> Result<Ring, Error> {
     let layout = region.layout();
     if layout.kind != Kind::Spsc {
-        return Err(Error::InvalidLayout {
-            reason: format!("region holds {:?}, not an SPSC ring", layout.kind),
+        return Err(Error::WrongKind {
+            expected: Kind::Spsc,
+            found: layout.kind,
         });
     }
-    // The layout was validated against the mapping when the region was made
-    // or attached (`Layout::validate`), so these offsets are in bounds.
-    let control = region.offset_ptr(layout.data_offset).cast::<Control>();
-    let buf: NonNull<u8> = region.offset_ptr(layout.data_offset + CONTROL_SIZE);
+    // SAFETY: the layout was validated against the mapping when the region
+    // was made or attached (`Layout::validate`, with
+    // `spsc::validate_layout`), so the control block lies inside it.
+    let control = unsafe { region.offset_ptr(layout.data_offset) }.cast::<Control>();
+    // SAFETY: likewise, the buffer follows the control block inside the
+    // mapping.
+    let buf: NonNull<u8> = unsafe { region.offset_ptr(layout.data_offset + CONTROL_SIZE) };
     // SAFETY: the buffer is `capacity` bytes inside the mapping, 128-aligned
     // (data_offset and CONTROL_SIZE are multiples of 128, the mapping is
     // page-aligned), and the handles keep the region alive through an `Arc`.
@@ -52,22 +56,24 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
     Ok(unsafe { Ring::new(control, bytes, layout.slot_size) })
 }
 
+/// Claims are made with the process's identity (pid and start time), so a
+/// later process that reuses the pid of a dead holder, this one included,
+/// does not find the claim still "alive".
 fn claimant() -> Claimant {
     Claimant {
-        id: u64::from(sys::current_pid()),
-        alive: |id| u32::try_from(id).is_ok_and(sys::process_exists),
+        id: sys::process_identity(sys::current_pid()),
+        alive: sys::identity_alive,
+        is_current_process: |id| sys::identity_pid(id) == sys::current_pid(),
     }
 }
 
 fn attach_error(role: &'static str, e: AttachError) -> Error {
     match e {
-        AttachError::Held(pid) => Error::AlreadyAttached {
+        AttachError::Held(holder) => Error::AlreadyAttached {
             role,
-            pid: pid as u32,
+            pid: sys::identity_pid(holder),
         },
-        AttachError::Corrupted(c) => Error::InvalidLayout {
-            reason: c.to_string(),
-        },
+        AttachError::Corrupted(c) => Error::Corrupted(c),
     }
 }
 

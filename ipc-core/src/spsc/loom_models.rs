@@ -43,6 +43,7 @@ fn claimant(id: u64) -> Claimant {
     Claimant {
         id,
         alive: |_| true,
+        is_current_process: |_| true,
     }
 }
 
@@ -218,5 +219,58 @@ fn producer_handover_keeps_order() {
             consumer.try_recv().map(|m| m.to_vec()),
             Err(RecvError::Empty)
         );
+    });
+}
+
+loom::lazy_static! {
+    /// Whether consumer 9 of `takeover_from_a_dead_consumer` has died.
+    static ref CONSUMER_9_DEAD: loom::sync::atomic::AtomicBool =
+        loom::sync::atomic::AtomicBool::new(false);
+}
+
+/// The death decision, stubbed: consumer 9 is dead once it said so.
+/// Acquire: pairs with the Release store of its death. A real death notice
+/// orders the same way: the dead process's stores all happened before the
+/// kernel reports it gone (its exit drains them), and the observer learns
+/// it through a syscall.
+fn consumer_9_alive(id: u64) -> bool {
+    id != 9 || !CONSUMER_9_DEAD.load(Ordering::Acquire)
+}
+
+/// A consumer reads a message and dies without detaching (no destructor
+/// runs); a new one takes its claim over once it is dead, and must start
+/// after what the dead one released: no message twice, none lost.
+#[test]
+fn takeover_from_a_dead_consumer() {
+    loom::model(|| {
+        let (ring, owner) = heap_ring(64, 8);
+        let mut producer = Producer::attach_ring(ring, owner.clone(), claimant(1)).unwrap();
+        producer.try_send(b"first").unwrap();
+        producer.try_send(b"second").unwrap();
+        let dying = Consumer::attach_ring(ring, owner.clone(), claimant(9)).unwrap();
+        let a = thread::spawn(move || {
+            let mut dying = dying;
+            assert_eq!(recv(&mut dying), b"first");
+            std::mem::forget(dying);
+            // Release: pairs with the Acquire in `consumer_9_alive`.
+            CONSUMER_9_DEAD.store(true, Ordering::Release);
+        });
+        let b = thread::spawn(move || {
+            let successor = Claimant {
+                id: 10,
+                alive: consumer_9_alive,
+                is_current_process: |_| true,
+            };
+            let mut next = loop {
+                match Consumer::attach_ring(ring, owner.clone(), successor) {
+                    Ok(consumer) => break consumer,
+                    Err(_) => thread::yield_now(),
+                }
+            };
+            assert_eq!(recv(&mut next), b"second");
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        drop(producer);
     });
 }

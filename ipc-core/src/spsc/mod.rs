@@ -169,13 +169,28 @@ impl Control {
     }
 }
 
-/// What a role is claimed with: its holder's id, and how to tell whether a
-/// holder is still alive (so a dead process's claim can be taken over).
+/// What a role is claimed with: its holder's id, how to tell whether a
+/// holder is still alive (so a dead process's claim can be taken over), and
+/// whether an id is the calling process's (so that a handle dropped in a
+/// child after `fork` does not act for its parent).
 #[derive(Clone, Copy)]
 pub(crate) struct Claimant {
     pub(crate) id: u64,
     pub(crate) alive: fn(u64) -> bool,
+    pub(crate) is_current_process: fn(u64) -> bool,
 }
+
+/// How many times a claim retries when the claim word keeps changing under
+/// it, before it reports the role as held: a peer flipping the word cannot
+/// keep an attach spinning.
+const CLAIM_ATTEMPTS: u32 = 64;
+
+/// Most records a new producer follows from the last saved end to find
+/// where the records stop (about 16 M, tens of milliseconds): a corrupted
+/// ring of countless empty records cannot stall an attach. A ring with
+/// more unread records than this after its producer died can be attached
+/// once its consumer has read some. (Small in unit tests, to test it.)
+const MAX_RECORDS_TO_FIND_END: u64 = if cfg!(test) { 1 << 10 } else { 1 << 24 };
 
 /// The ring as one side sees it: where the memory is, and the geometry this
 /// process validated. Nothing here is re-read from shared memory.
@@ -219,12 +234,16 @@ impl Ring {
     }
 
     /// Takes `word` for `claimant`, or says who holds it. A holder that is
-    /// no longer alive loses its claim.
+    /// no longer alive loses its claim. Gives up (reporting the last holder
+    /// seen) after [`CLAIM_ATTEMPTS`] tries against a word that keeps
+    /// changing.
     fn claim(word: &AtomicU64, claimant: Claimant) -> Result<(), u64> {
         let mut expected = 0;
-        loop {
-            // Acquire on success: pairs with the Release in `release`, so the
-            // previous holder's last position store is visible to us.
+        for _ in 0..CLAIM_ATTEMPTS {
+            // Acquire on success: pairs with the Release in `release` (or,
+            // for a dead holder, with the Release stores it made while
+            // alive), so the previous holder's last position store is
+            // visible to us.
             match word.compare_exchange(expected, claimant.id, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => return Ok(()),
@@ -235,6 +254,7 @@ impl Ring {
                 Err(holder) => return Err(holder),
             }
         }
+        Err(word.load(Ordering::Relaxed))
     }
 
     /// Claims `word`, then runs `setup`; if setup finds the ring corrupted,
@@ -263,6 +283,13 @@ impl Ring {
         // Release: pairs with the Acquire in `claim` of the next holder.
         // A CAS, not a store: a claim taken over from us stays taken.
         let _ = word.compare_exchange(id, 0, Ordering::Release, Ordering::Relaxed);
+    }
+
+    /// Whether `word`, found at buffer `offset`, is the padding record that
+    /// runs from there to the end of the buffer.
+    #[inline]
+    fn is_padding(&self, offset: usize, word: u64) -> bool {
+        word >> 32 == PAD_MARKER && word & 0xffff_ffff == self.capacity - offset as u64 - HEADER
     }
 
     /// Checks that `head..tail` can be the ring's contents.
@@ -380,7 +407,7 @@ pub struct Producer {
     cached_head: u64,
     /// The commit word an open batch withholds: buffer offset and value.
     withheld: Option<(usize, u64)>,
-    id: u64,
+    claimant: Claimant,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -416,7 +443,7 @@ impl Producer {
             tail,
             cached_head: head,
             withheld: None,
-            id: claimant.id,
+            claimant,
             _owner: owner,
         })
     }
@@ -432,16 +459,20 @@ impl Producer {
         let hint = control.tail.0.load(Ordering::Relaxed);
         let mut tail = head.max(hint);
         ring.check_positions(head, tail)?;
-        loop {
+        for _ in 0..=MAX_RECORDS_TO_FIND_END {
             let offset = ring.offset(tail);
             // Acquire: pairs with the Release commit in `Producer::commit`
             // or `publish`, by whichever producer wrote the record.
-            let word = ring.buf.word(offset).load(Ordering::Acquire);
+            // SAFETY: `offset` is a masked, 8-aligned position (positions
+            // are checked aligned), below the capacity.
+            let word = unsafe { ring.buf.word(offset) }.load(Ordering::Acquire);
             if word == 0 {
                 return Ok((head, tail));
             }
             let step = match word >> 32 {
-                PAD_MARKER if offset != 0 => ring.capacity - offset as u64,
+                PAD_MARKER if offset != 0 && ring.is_padding(offset, word) => {
+                    ring.capacity - offset as u64
+                }
                 MSG_MARKER if word & 0xffff_ffff <= ring.max_message => {
                     record_size(word & 0xffff_ffff)
                 }
@@ -456,6 +487,10 @@ impl Producer {
             tail += step;
             ring.check_positions(head, tail)?;
         }
+        Err(Corruption::new(
+            "more records to follow than a new producer reads at attach",
+            MAX_RECORDS_TO_FIND_END,
+        ))
     }
 
     /// Largest message this ring accepts, in bytes.
@@ -469,12 +504,24 @@ impl Producer {
     }
 
     /// Copies `msg` into the ring and publishes it.
+    ///
+    /// The copy is made word by word with atomic stores, so it is sound
+    /// whatever a peer does to the ring meanwhile (see the crate's threat
+    /// model); a [`Grant`] is the zero-copy alternative.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let mut grant = self.try_reserve(msg.len())?;
-        grant.copy_from_slice(msg);
-        grant.commit();
+        let reservation = self.reserve(msg.len())?;
+        self.write_payload(reservation, msg);
+        self.commit(reservation, false);
         Ok(())
+    }
+
+    #[inline(always)]
+    fn write_payload(&self, r: Reservation, msg: &[u8]) {
+        debug_assert_eq!(r.len, msg.len());
+        // SAFETY: the reservation's payload starts a word after its 8-aligned
+        // header and its padded length fits the record, inside the buffer.
+        unsafe { self.ring.buf.copy_in(r.start + WORD, msg) };
     }
 
     /// Reserves room for a `len`-byte message, to be written in place and
@@ -555,28 +602,39 @@ impl Producer {
         let end = self.tail + r.pad + r.record;
         // Relaxed: the header of the next record, zeroed so the end of the
         // records reads 0; the Release commit below orders it first.
-        ring.buf.word(ring.offset(end)).store(0, Ordering::Relaxed);
+        // SAFETY: a masked, 8-aligned position is a word inside the buffer.
+        unsafe { ring.buf.word(ring.offset(end)) }.store(0, Ordering::Relaxed);
         let message = MSG_MARKER << 32 | r.len as u64;
         let commit = if r.pad == 0 {
             (r.start, message)
         } else {
             // Relaxed: reachable only through the padding record, whose
             // commit below publishes it.
-            ring.buf.word(r.start).store(message, Ordering::Relaxed);
+            // SAFETY: `r.start` is 0 here, the first word of the buffer.
+            unsafe { ring.buf.word(r.start) }.store(message, Ordering::Relaxed);
             (ring.offset(self.tail), PAD_MARKER << 32 | (r.pad - HEADER))
         };
         self.tail = end;
         if self.withheld.is_some() {
             // Relaxed: reachable only through the withheld first commit of
             // the batch, which `publish` stores with Release.
-            ring.buf.word(commit.0).store(commit.1, Ordering::Relaxed);
+            // SAFETY: `commit.0` is a record header's offset: 8-aligned,
+            // inside the buffer (from `reserve`).
+            unsafe { ring.buf.word(commit.0) }.store(commit.1, Ordering::Relaxed);
+            if !defer {
+                // A commit outside any batch while one is withheld: the
+                // batch was forgotten (`mem::forget`) instead of dropped.
+                // Publish, or this and every later message stays invisible.
+                self.publish();
+            }
         } else if defer {
             self.withheld = Some(commit);
         } else {
             // Release: pairs with the Acquire load of the header in
             // `Consumer::next`: payload and the next header's 0 are written
             // before the consumer can see the record.
-            ring.buf.word(commit.0).store(commit.1, Ordering::Release);
+            // SAFETY: as above.
+            unsafe { ring.buf.word(commit.0) }.store(commit.1, Ordering::Release);
         }
     }
 
@@ -586,13 +644,20 @@ impl Producer {
         if let Some((offset, header)) = self.withheld.take() {
             // Release: pairs with the Acquire load of the header in
             // `Consumer::next`, for every record of the batch.
-            self.ring.buf.word(offset).store(header, Ordering::Release);
+            // SAFETY: a withheld commit is a record header's offset, as in
+            // `commit`.
+            unsafe { self.ring.buf.word(offset) }.store(header, Ordering::Release);
         }
     }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
+        // A copy of the handle in a child made by `fork` is not the
+        // producer: the parent still writes records and holds the claim.
+        if !(self.claimant.is_current_process)(self.claimant.id) {
+            return;
+        }
         self.publish();
         // Relaxed: the claim's Release in `Ring::release` orders it for the
         // next producer, which reads it after its claim's Acquire.
@@ -601,7 +666,7 @@ impl Drop for Producer {
             .tail
             .0
             .store(self.tail, Ordering::Relaxed);
-        Ring::release(&self.ring.control().producer.0, self.id);
+        Ring::release(&self.ring.control().producer.0, self.claimant.id);
     }
 }
 
@@ -618,6 +683,7 @@ impl fmt::Debug for Producer {
 /// Room for one message, written in place through `Deref<Target = [u8]>`.
 ///
 /// [`commit`](Grant::commit) makes it visible; dropping it abandons it.
+#[must_use = "dropping a grant abandons the message; call `commit`"]
 pub struct Grant<'a> {
     producer: &'a mut Producer,
     reservation: Reservation,
@@ -641,7 +707,8 @@ impl Deref for Grant<'_> {
         let r = self.reservation;
         // SAFETY: the payload lies inside the buffer (`start + record <=
         // capacity`), is reserved for this grant, and no other party reads or
-        // writes it until commit publishes it.
+        // writes it until commit publishes it, as long as the consumer
+        // follows the protocol (which this zero-copy view trusts).
         unsafe { core::slice::from_raw_parts(self.producer.ring.buf.at(r.start + WORD), r.len) }
     }
 }
@@ -679,17 +746,19 @@ impl fmt::Debug for Grant<'_> {
 /// assert_eq!(consumer.drain(usize::MAX, |_| {})?, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "a batch publishes its messages when dropped"]
 pub struct Batch<'a> {
     producer: &'a mut Producer,
 }
 
 impl Batch<'_> {
-    /// Copies `msg` into the ring; visible when the batch is published.
+    /// Copies `msg` into the ring, as [`Producer::try_send`] does; visible
+    /// when the batch is published.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let mut grant = self.try_reserve(msg.len())?;
-        grant.copy_from_slice(msg);
-        grant.commit();
+        let reservation = self.producer.reserve(msg.len())?;
+        self.producer.write_payload(reservation, msg);
+        self.producer.commit(reservation, true);
         Ok(())
     }
 
@@ -744,7 +813,7 @@ pub struct Consumer {
     ring: Ring,
     /// End of the records released here; what the shared `head` holds.
     head: u64,
-    id: u64,
+    claimant: Claimant,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -769,13 +838,16 @@ impl Consumer {
     ) -> Result<Consumer, AttachError> {
         let control = ring.control();
         let head = Ring::claim_then(&control.consumer.0, claimant, || {
-            // Relaxed: only consumers write `head`; the claim ordered the last one.
-            Ring::check_head(control.head.0.load(Ordering::Relaxed))
+            // Acquire: pairs with the Release store of `head` in
+            // `Consumer::release` by the last consumer. A clean detach's
+            // claim release would order it too, but a consumer that died
+            // released nothing.
+            Ring::check_head(control.head.0.load(Ordering::Acquire))
         })?;
         Ok(Consumer {
             ring,
             head,
-            id: claimant.id,
+            claimant,
             _owner: owner,
         })
     }
@@ -804,13 +876,21 @@ impl Consumer {
     /// Copies the next message into `buf` and releases it; returns its length.
     /// A message longer than `buf` stays in the ring
     /// ([`RecvError::BufferTooSmall`]).
+    ///
+    /// This is the receive path that trusts nothing: the copy is made word
+    /// by word with atomic loads, so it is sound whatever a peer writes
+    /// meanwhile, and the bytes in `buf` are private to the caller: they
+    /// cannot change after this returns. (A hostile producer can still send
+    /// any bytes it likes: validate them as you would any input.)
     #[inline]
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         let record = self.next(self.head)?;
         if record.len > buf.len() {
             return Err(RecvError::BufferTooSmall { needed: record.len });
         }
-        buf[..record.len].copy_from_slice(self.payload(record));
+        // SAFETY: `next` checked the record: its payload starts 8-aligned
+        // and its padded length lies inside the buffer.
+        unsafe { self.ring.buf.copy_out(record.start, &mut buf[..record.len]) };
         self.release(record.end);
         Ok(record.len)
     }
@@ -842,9 +922,10 @@ impl Consumer {
     #[inline(always)]
     fn payload(&self, record: Record) -> &[u8] {
         // SAFETY: `next` checked that the payload lies inside the buffer, in
-        // a committed record that we have not released, which the producer
-        // does not write until we do; `&self` ties the slice to the consumer
-        // so no release can happen while it lives.
+        // a committed record that we have not released, which a producer
+        // that follows the protocol (as this zero-copy view trusts it to)
+        // does not write until we do; `&self` ties the slice to the
+        // consumer so no release can happen while it lives.
         unsafe { core::slice::from_raw_parts(self.ring.buf.at(record.start), record.len) }
     }
 
@@ -858,20 +939,22 @@ impl Consumer {
         // Acquire: pairs with the Release commit in `Producer::commit` or
         // `Producer::publish`: the record (and every record a batch or a
         // padding record publishes with it) is written before we see it.
-        let mut word = ring.buf.word(offset).load(Ordering::Acquire);
+        // SAFETY: `offset` is a masked, 8-aligned position inside the buffer.
+        let mut word = unsafe { ring.buf.word(offset) }.load(Ordering::Acquire);
         if word == 0 {
             return Err(RecvError::Empty);
         }
         let mut position = position;
         if word >> 32 == PAD_MARKER {
             let pad = ring.capacity - offset as u64;
-            if offset == 0 || word & 0xffff_ffff != pad - HEADER {
+            if offset == 0 || !ring.is_padding(offset, word) {
                 return corrupted("bad padding record", word);
             }
             position += pad;
             offset = 0;
             // Relaxed: published by the padding record's commit, acquired above.
-            word = ring.buf.word(0).load(Ordering::Relaxed);
+            // SAFETY: offset 0 is the buffer's first word.
+            word = unsafe { ring.buf.word(0) }.load(Ordering::Relaxed);
         }
         if word >> 32 != MSG_MARKER {
             return corrupted("bad record marker", word);
@@ -913,7 +996,10 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        Ring::release(&self.ring.control().consumer.0, self.id);
+        // In a child made by `fork`, the parent still holds the role.
+        if (self.claimant.is_current_process)(self.claimant.id) {
+            Ring::release(&self.ring.control().consumer.0, self.claimant.id);
+        }
     }
 }
 
@@ -928,6 +1014,7 @@ impl fmt::Debug for Consumer {
 }
 
 /// A message read in place. Its space goes back to the producer on drop.
+#[must_use = "the message is released as soon as the guard is dropped"]
 pub struct ReadGuard<'a> {
     consumer: &'a mut Consumer,
     record: Record,

@@ -29,8 +29,13 @@ const HEAD: u64 = 128;
 const PRODUCER: u64 = 256;
 const BUFFER: u64 = CONTROL_SIZE;
 
+/// A word of the ring's shared memory, for tests that corrupt it.
+/// (`Region::atomic_u64` refuses ring regions.)
 fn word(region: &Region, offset: u64) -> &AtomicU64 {
-    region.atomic_u64(offset).unwrap()
+    assert!(offset % 8 == 0 && offset + 8 <= region.data_len());
+    // SAFETY: inside the data area, 8-aligned; an atomic may alias memory
+    // the ring handles access.
+    unsafe { &*(region.data_ptr().as_ptr().add(offset as usize) as *const AtomicU64) }
 }
 
 #[test]
@@ -237,7 +242,10 @@ fn a_raw_region_is_not_a_ring() {
     let region = Arc::new(RegionOptions::new().size(4096).create_anonymous().unwrap());
     assert!(matches!(
         Producer::attach(region),
-        Err(Error::InvalidLayout { .. })
+        Err(Error::WrongKind {
+            expected: crate::Kind::Spsc,
+            found: crate::Kind::Raw
+        })
     ));
 }
 
@@ -260,10 +268,7 @@ fn a_new_producer_validates_the_tail_it_is_handed() {
     for bad in [257 * 8, 4, u64::MAX, 1 << 63] {
         word(&region, TAIL).store(bad, Ordering::Relaxed);
         assert!(
-            matches!(
-                Producer::attach(region.clone()),
-                Err(Error::InvalidLayout { .. })
-            ),
+            matches!(Producer::attach(region.clone()), Err(Error::Corrupted(_))),
             "{bad}"
         );
     }
@@ -285,19 +290,18 @@ fn a_new_producer_refuses_impossible_records_after_the_tail() {
     let (region, p, _c) = ring(256, 64);
     drop(p);
     for (at, bad) in [
-        (0, PAD_MARKER << 32 | 248),  // padding at offset 0
-        (0, MSG_MARKER << 32 | 65),   // longer than the maximum
-        (0, 0x1234_5678 << 32),       // no such marker
-        (240, MSG_MARKER << 32 | 16), // crosses the end
+        (0, PAD_MARKER << 32 | 248),   // padding at offset 0
+        (0, MSG_MARKER << 32 | 65),    // longer than the maximum
+        (0, 0x1234_5678 << 32),        // no such marker
+        (240, MSG_MARKER << 32 | 16),  // crosses the end
+        (128, PAD_MARKER << 32 | 64),  // padding shorter than the rest of the buffer
+        (128, PAD_MARKER << 32 | 200), // padding longer than the rest of the buffer
     ] {
         word(&region, TAIL).store(at, Ordering::Relaxed);
         word(&region, HEAD).store(at, Ordering::Relaxed);
         word(&region, BUFFER + at).store(bad, Ordering::Relaxed);
         assert!(
-            matches!(
-                Producer::attach(region.clone()),
-                Err(Error::InvalidLayout { .. })
-            ),
+            matches!(Producer::attach(region.clone()), Err(Error::Corrupted(_))),
             "{bad:#x} at {at}"
         );
         word(&region, BUFFER + at).store(0, Ordering::Relaxed);
@@ -399,12 +403,12 @@ fn attaching_to_impossible_positions_fails() {
     word(&region, HEAD).store(1 << 63, Ordering::Relaxed);
     assert!(matches!(
         Producer::attach(region.clone()),
-        Err(Error::InvalidLayout { .. })
+        Err(Error::Corrupted(_))
     ));
     word(&region, HEAD).store(3, Ordering::Relaxed);
     assert!(matches!(
         Consumer::attach(region.clone()),
-        Err(Error::InvalidLayout { .. })
+        Err(Error::Corrupted(_))
     ));
     word(&region, HEAD).store(0, Ordering::Relaxed);
     channel(region).expect("claims were released after the failed attaches");
@@ -564,4 +568,70 @@ proptest! {
         c.drain(usize::MAX, |m| rest.push(m.to_vec())).unwrap();
         prop_assert_eq!(rest, Vec::from(model));
     }
+}
+
+#[test]
+fn a_new_producer_walks_a_bounded_number_of_records() {
+    // A ring of empty records, more than a new producer follows at attach
+    // (the bound is small under `cfg(test)`).
+    let capacity = (MAX_RECORDS_TO_FIND_END * 4 * HEADER).next_power_of_two();
+    let (region, p, _c) = ring(capacity, 64);
+    drop(p);
+    for record in 0..MAX_RECORDS_TO_FIND_END + 1 {
+        word(&region, BUFFER + record * HEADER).store(MSG_MARKER << 32, Ordering::Relaxed);
+    }
+    word(&region, TAIL).store(0, Ordering::Relaxed);
+    let e = Producer::attach(region.clone()).unwrap_err();
+    assert!(
+        matches!(e, Error::Corrupted(Corruption { value, .. }) if value == MAX_RECORDS_TO_FIND_END),
+        "{e}"
+    );
+    // One record fewer is walked to its end.
+    word(&region, BUFFER + MAX_RECORDS_TO_FIND_END * HEADER).store(0, Ordering::Relaxed);
+    let mut p = Producer::attach(region).unwrap();
+    p.try_send(b"after them").unwrap();
+}
+
+#[test]
+fn a_forgotten_batch_does_not_hide_later_messages() {
+    let (_r, mut p, mut c) = ring(1024, 64);
+    let mut batch = p.batch();
+    batch.try_send(b"in the batch").unwrap();
+    std::mem::forget(batch);
+    p.try_send(b"after it").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"in the batch");
+    assert_eq!(recv_vec(&mut c).unwrap(), b"after it");
+    let mut grant = p.try_reserve(5).unwrap();
+    grant.copy_from_slice(b"grant");
+    grant.commit();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"grant");
+}
+
+#[test]
+fn a_claim_word_that_keeps_changing_is_reported_not_spun_on() {
+    use crate::sync::AtomicU64;
+    // A claimant that finds every holder dead while the word keeps being
+    // replaced, as a hostile peer could: the claim gives up.
+    let word = AtomicU64::new(7);
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    fn flip(_: u64) -> bool {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+    // `alive` flips the word to a new dead holder each time it is asked.
+    thread_local!(static WORD: std::cell::Cell<*const AtomicU64> = const { std::cell::Cell::new(std::ptr::null()) });
+    WORD.with(|w| w.set(&word));
+    fn dead_and_replaced(id: u64) -> bool {
+        // SAFETY: set just above to a word that outlives the claim.
+        let word = WORD.with(|w| unsafe { &*w.get() });
+        word.store(id + 1, Ordering::Relaxed);
+        flip(id)
+    }
+    let claimant = Claimant {
+        id: 1 << 40,
+        alive: dead_and_replaced,
+        is_current_process: |_| true,
+    };
+    assert!(Ring::claim(&word, claimant).is_err());
+    assert_eq!(CALLS.load(Ordering::Relaxed), u64::from(CLAIM_ATTEMPTS));
 }

@@ -14,11 +14,14 @@
 //! - `shm-reply <name> <expect> <reply>`: the same over a named shm object.
 //! - `shm-create <name> <contents>`: create a persistent shm object holding
 //!   `contents`, print `OK <pid>` and exit (leaving the name behind).
+//! - `shm-abandon <name> <contents>`: create a shm object (not persistent)
+//!   holding `contents`, print `OK <pid>` and exit without dropping it, as a
+//!   crashed creator would (leaving the name behind).
 //! - `file-create <path> <contents>`: create a file region holding `contents`.
 //! - `create-umask <umask> <mode|default> <shm|file> <name-or-path>`: set the
 //!   umask, create a persistent shm object or a file region with the mode.
-//! - `open-unprivileged <shm|file> <name-or-path>`: drop to uid/gid 65534
-//!   (if root), then open.
+//! - `open-unprivileged <shm|file> <name-or-path> [trust]`: drop to uid/gid
+//!   65534 (if root), then open, trusting another user's object if asked.
 //! - `mlock-limited <limit> <size> [<shm|file> <name-or-path> [persist]]`:
 //!   set `RLIMIT_MEMLOCK` to `limit` bytes, drop privileges (so
 //!   `CAP_IPC_LOCK` no longer bypasses it), create a locked region of `size`
@@ -55,6 +58,14 @@ fn main() {
                 Ok(std::process::id().to_string())
             }));
         }
+        ["shm-abandon", name, contents] => {
+            let region = RegionOptions::new().size(8192).create_shm(name);
+            report(region.and_then(|r| {
+                r.write_at(0, contents.as_bytes())?;
+                std::mem::forget(r);
+                Ok(std::process::id().to_string())
+            }));
+        }
         ["file-create", path, contents] => {
             let region = RegionOptions::new().size(8192).create_file(path);
             report(region.and_then(|r| {
@@ -72,9 +83,10 @@ fn main() {
             }
             report(create(&options, kind, name).map(|_| String::new()));
         }
-        ["open-unprivileged", kind, name] => {
+        ["open-unprivileged", kind, name, rest @ ..] => {
             drop_privileges();
-            report(open(&RegionOptions::new(), kind, name).map(|_| String::new()));
+            let options = RegionOptions::new().trust_foreign(rest == ["trust"]);
+            report(open(&options, kind, name).map(|_| String::new()));
         }
         ["mlock-limited", limit, size, rest @ ..] => {
             set_limit(libc::RLIMIT_MEMLOCK, parse(limit));
