@@ -144,6 +144,14 @@ pub enum Error {
         /// attached it).
         pid: u32,
     },
+    /// Another process shrank the object behind the region (a named shm
+    /// object or a file) while it was mapped. The `SIGBUS` that followed
+    /// was caught, and the mapping now holds zeroes; nothing read from it
+    /// since is data. Drop the region.
+    Poisoned {
+        /// The name or path.
+        name: String,
+    },
     /// An offset and length fall outside the region's data area.
     OutOfBounds {
         /// Requested offset.
@@ -247,6 +255,10 @@ impl fmt::Display for Error {
             Error::AlreadyAttached { role, pid } => {
                 write!(f, "ring {role} already attached by live process {pid}")
             }
+            Error::Poisoned { name } => write!(
+                f,
+                "{name} was shrunk by another process while mapped; its memory is lost"
+            ),
             Error::OutOfBounds { offset, len, size } => write!(
                 f,
                 "{len} bytes at offset {offset} fall outside the {size}-byte data area"

@@ -26,6 +26,8 @@ mod error;
 pub mod layout;
 #[cfg(not(loom))]
 pub mod region;
+#[cfg(not(loom))]
+mod sigbus;
 pub mod spsc;
 mod sync;
 #[cfg(not(loom))]

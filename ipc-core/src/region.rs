@@ -45,7 +45,8 @@ use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::layout::{Header, Kind, Layout, Probe, FLAG_PERSISTENT, HEADER_SIZE, MAGIC};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sigbus::{self, Guard};
+use crate::sync::{AtomicU64, Ordering, PoisonFlag, NEVER_POISONED};
 use crate::sys::{self, MapFlagsWanted, OpenHow};
 use crate::wait::Backoff;
 
@@ -236,7 +237,7 @@ impl RegionOptions {
         let hugetlb = self.huge_pages == HugePages::Required;
         let ptr = sys::map_anonymous(layout.total_size, self.map_flags(hugetlb))
             .map_err(|e| self.map_error(e, hugetlb))?;
-        let region = Region::new(ptr, layout, Backing::Anonymous, None, true, None, self);
+        let region = Region::new(ptr, layout, Backing::Anonymous, None, true, self)?;
         region.initialise(self)
     }
 
@@ -277,7 +278,7 @@ impl RegionOptions {
         sys::seal_size(fd.as_fd()).map_err(|e| Error::os("fcntl(F_ADD_SEALS)", e))?;
         let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
             .map_err(|e| self.map_error(e, hugetlb))?;
-        let region = Region::new(ptr, layout, Backing::Memfd, Some(fd), true, None, self);
+        let region = Region::new(ptr, layout, Backing::Memfd, Some(fd), true, self)?;
         region.initialise(self)
     }
 
@@ -486,7 +487,7 @@ impl RegionOptions {
         sys::flock(fd.as_fd(), sys::FileLock::Shared).map_err(|e| Error::os("flock", e))?;
         let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
             .map_err(|e| self.map_error(e, false))?;
-        let region = Region::new(ptr, layout, backing, Some(fd), true, None, self);
+        let region = Region::new(ptr, layout, backing, Some(fd), true, self)?;
         region.initialise(self)
     }
 
@@ -542,8 +543,7 @@ impl RegionOptions {
         let ptr = sys::map_fd(fd.as_fd(), size, self.map_flags(false))
             .map_err(|e| self.map_error(e, false))?;
         // Provisional layout until the header is read; `Region` unmaps on error.
-        let mut region = Region::new(ptr, Layout::raw(0), backing, Some(fd), false, None, self);
-        region.len = size;
+        let mut region = Region::new(ptr, provisional(size), backing, Some(fd), false, self)?;
         let (layout, creator_pid) =
             region.wait_for_header(self.init_timeout, started, &mut backoff)?;
         layout.validate(size)?;
@@ -633,16 +633,14 @@ pub fn remove_stale_shm(name: &str) -> Result<bool> {
     }
     let ptr = sys::map_fd(fd.as_fd(), HEADER_SIZE, options.map_flags(false))
         .map_err(|e| options.map_error(e, false))?;
-    let mut header = Region::new(
+    let header = Region::new(
         ptr,
-        Layout::raw(0),
+        provisional(HEADER_SIZE),
         Backing::Shm(name.into()),
         None,
         false,
-        None,
         &options,
-    );
-    header.len = HEADER_SIZE;
+    )?;
     let persistent = match header.header().probe()? {
         Probe::Ready(published) => published.flags & FLAG_PERSISTENT != 0,
         // Our magic, never published: its creator died while making it
@@ -680,6 +678,8 @@ pub struct Region {
     owner_pid: Option<u32>,
     unlink: Option<Unlink>,
     zero_on_drop: bool,
+    /// Set for mappings of objects others may shrink (see `sigbus`).
+    guard: Option<Guard>,
 }
 
 // SAFETY: the mapping is shared memory that every holder accesses through raw
@@ -689,17 +689,20 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
+    /// Takes over a fresh mapping of `layout.total_size` bytes at `ptr`
+    /// (unmapped on drop, errors included). Mappings of objects that others
+    /// may shrink under us (named shm objects, files, unsealed fds) are
+    /// guarded against `SIGBUS` (see [`Region::is_poisoned`]).
     fn new(
         ptr: NonNull<u8>,
         layout: Layout,
         backing: Backing,
         fd: Option<OwnedFd>,
         owner: bool,
-        unlink: Option<Unlink>,
         options: &RegionOptions,
-    ) -> Region {
+    ) -> Result<Region> {
         let pid = sys::current_pid();
-        Region {
+        let mut region = Region {
             ptr,
             len: layout.total_size,
             layout,
@@ -707,8 +710,50 @@ impl Region {
             backing,
             fd,
             owner_pid: owner.then_some(pid),
-            unlink,
+            unlink: None,
             zero_on_drop: owner && options.zero_on_drop,
+            guard: None,
+        };
+        if region.may_shrink() {
+            let guard = Guard::new(ptr, region.len as usize).ok_or_else(|| Error::Os {
+                call: "sigaction(SIGBUS)",
+                source: io::Error::other(format!(
+                    "could not guard the mapping against SIGBUS (at most {} guarded regions per process)",
+                    sigbus::MAX_GUARDED
+                )),
+            })?;
+            region.guard = Some(guard);
+        }
+        Ok(region)
+    }
+
+    /// Whether another process could shrink the object behind the mapping.
+    fn may_shrink(&self) -> bool {
+        match (&self.backing, &self.fd) {
+            (Backing::Anonymous, _) => false,
+            (Backing::Memfd, Some(fd)) => {
+                !sys::is_sealed_against_shrink(fd.as_fd()).unwrap_or(false)
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether the region's memory was lost: another process shrank the
+    /// object behind it, a `SIGBUS` followed, and the mapping now reads as
+    /// zeroes (see [`Error::Poisoned`]). Always false for anonymous regions
+    /// and sealed memfds, which nobody can shrink.
+    pub fn is_poisoned(&self) -> bool {
+        self.poison_flag().load(Ordering::Relaxed)
+    }
+
+    /// The flag raised when the memory is lost.
+    pub(crate) fn poison_flag(&self) -> &'static PoisonFlag {
+        self.guard.as_ref().map_or(&NEVER_POISONED, Guard::poisoned)
+    }
+
+    pub(crate) fn poisoned_error(&self) -> Error {
+        Error::Poisoned {
+            name: backing_name(&self.backing),
         }
     }
 
@@ -832,6 +877,9 @@ impl Region {
     /// belongs to the ring's handles.
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         self.check_raw_range(offset, bytes.len())?;
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
         for span in word_spans(offset, bytes.len()) {
             let word = self.raw_word(span.word);
             let chunk = &bytes[span.index..span.index + span.len];
@@ -865,6 +913,10 @@ impl Region {
                 .to_ne_bytes();
             buf[span.index..span.index + span.len]
                 .copy_from_slice(&value[span.first..span.first + span.len]);
+        }
+        // Checked after the copy: zeroes read from lost memory are no data.
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
         }
         Ok(())
     }
@@ -968,6 +1020,8 @@ impl Drop for Region {
             // processes may still read it, which is what the caller chose.
             unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, self.len as usize) };
         }
+        // Unguard first: the range may be mapped again by anyone once unmapped.
+        drop(self.guard.take());
         // SAFETY: the mapping was made by `sys` with this length, and nothing
         // borrowed from `self` outlives it (ring handles hold an `Arc`).
         let _ = unsafe { sys::unmap(self.ptr, self.len) };
@@ -987,6 +1041,14 @@ impl fmt::Debug for Region {
             .field("layout", &self.layout)
             .field("creator_pid", &self.creator_pid)
             .finish_non_exhaustive()
+    }
+}
+
+/// A layout for a mapping of `len` bytes whose header is not read yet.
+fn provisional(len: u64) -> Layout {
+    Layout {
+        total_size: len,
+        ..Layout::raw(0)
     }
 }
 

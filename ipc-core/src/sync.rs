@@ -16,9 +16,19 @@
 //! header is the word itself.
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+
+/// A process-local flag raised by a signal handler when a region's memory
+/// is replaced (see `sigbus`). Never shared between processes and never
+/// modelled by loom (no model raises it), so it is `core`'s atomic in both
+/// builds.
+pub(crate) type PoisonFlag = core::sync::atomic::AtomicBool;
+
+/// The poison flag of memory nothing can replace (anonymous regions, sealed
+/// memfds, loom's heap): never raised.
+pub(crate) static NEVER_POISONED: PoisonFlag = PoisonFlag::new(false);
 
 use core::ptr::NonNull;
 
@@ -33,6 +43,7 @@ pub(crate) const WORD: usize = 8;
 pub(crate) struct Bytes {
     ptr: NonNull<u8>,
     len: usize,
+    poison: &'static PoisonFlag,
     #[cfg(loom)]
     trackers: NonNull<loom::cell::UnsafeCell<()>>,
     #[cfg(loom)]
@@ -40,15 +51,25 @@ pub(crate) struct Bytes {
 }
 
 impl Bytes {
-    /// A view of `len` bytes at `ptr`.
+    /// A view of `len` bytes at `ptr`, whose loss (see `sigbus`) raises
+    /// `poison`.
     ///
     /// # Safety
     /// `ptr..ptr + len` must stay valid for reads and writes while any copy of
     /// the view is used, and `ptr` must be aligned to [`WORD`].
     #[cfg(not(loom))]
-    pub(crate) unsafe fn new(ptr: NonNull<u8>, len: usize) -> Self {
+    pub(crate) unsafe fn new(ptr: NonNull<u8>, len: usize, poison: &'static PoisonFlag) -> Self {
         debug_assert_eq!(ptr.as_ptr() as usize % WORD, 0);
-        Self { ptr, len }
+        Self { ptr, len, poison }
+    }
+
+    /// Whether the memory was lost: a peer shrank the object under it and
+    /// it now reads as zeroes.
+    #[inline(always)]
+    pub(crate) fn is_poisoned(&self) -> bool {
+        // Relaxed: a process-local flag raised once by the signal handler;
+        // seeing it late only means seeing zeroes a little longer.
+        self.poison.load(Ordering::Relaxed)
     }
 
     /// Pointer to byte `offset`.
@@ -221,6 +242,7 @@ impl HeapBytes {
         Bytes {
             ptr: NonNull::new(self.bytes.as_ptr() as *mut u8).expect("boxed slice is non-null"),
             len: self.bytes.len() * WORD,
+            poison: &NEVER_POISONED,
             trackers: NonNull::new(self.trackers.as_ptr() as *mut _)
                 .expect("boxed slice is non-null"),
             words: NonNull::new(self.words.as_ptr() as *mut _).expect("boxed slice is non-null"),

@@ -560,6 +560,101 @@ pub(crate) fn identity_alive(id: u64) -> bool {
     }
 }
 
+/// A signal's disposition, as `sigaction` reports it.
+pub(crate) type SignalAction = libc::sigaction;
+
+/// The current `SIGBUS` action.
+pub(crate) fn sigbus_action() -> nix::Result<SignalAction> {
+    // SAFETY: sigaction is plain data; all-zero is a valid value to overwrite.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`.
+    let rc = unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) };
+    Errno::result(rc).map(|_| old)
+}
+
+/// Installs `handler` for `SIGBUS` (`SA_SIGINFO | SA_ONSTACK`, so it runs on
+/// a thread's alternate stack where it has one).
+pub(crate) fn set_sigbus_handler(
+    handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void),
+) -> nix::Result<()> {
+    // SAFETY: as in `sigbus_action`.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `sa_mask` is a valid sigset to empty.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is a complete, valid action; the handler is
+    // async-signal-safe (see `sigbus`).
+    let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
+    Errno::result(rc).map(drop)
+}
+
+/// Puts `SIGBUS` back to its default action, so that a fault that returns
+/// from the handler and happens again kills the process as it would have
+/// without us.
+pub(crate) fn restore_default_sigbus() {
+    // SAFETY: as in `sigbus_action`.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: a valid default action; async-signal-safe.
+    unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
+}
+
+/// Hands a signal to the action that was installed before ours: calls its
+/// handler, or, for the default and ignore dispositions, restores the
+/// default so that the faulting access, restarted, takes it.
+///
+/// # Safety
+/// Called from a signal handler with the kernel's arguments, unchanged.
+pub(crate) unsafe fn pass_signal_on(
+    previous: &SignalAction,
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    match previous.sa_sigaction {
+        libc::SIG_DFL | libc::SIG_IGN => restore_default_sigbus(),
+        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
+            // SAFETY: an SA_SIGINFO handler has this signature; `handler`
+            // is the address sigaction reported for it.
+            let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(handler) };
+            handler(signal, info, context)
+        }
+        handler => {
+            // SAFETY: a plain handler takes the signal number only.
+            let handler: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+            handler(signal)
+        }
+    }
+}
+
+/// Replaces `len` bytes of mappings at `start` with private zero pages
+/// (`MAP_FIXED`), keeping every address valid. Async-signal-safe.
+///
+/// # Safety
+/// `start..start + len` is a mapping of this process that no Rust reference
+/// points into.
+pub(crate) unsafe fn map_zeroes_over(start: usize, len: usize) -> nix::Result<()> {
+    // SAFETY: the caller's range is ours to replace; MAP_FIXED over it
+    // swaps the pages atomically for every thread.
+    let ptr = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,9 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
             found: layout.kind,
         });
     }
+    if region.is_poisoned() {
+        return Err(region.poisoned_error());
+    }
     // SAFETY: the layout was validated against the mapping when the region
     // was made or attached (`Layout::validate`, with
     // `spsc::validate_layout`), so the control block lies inside it.
@@ -50,7 +53,7 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
     // SAFETY: the buffer is `capacity` bytes inside the mapping, 128-aligned
     // (data_offset and CONTROL_SIZE are multiples of 128, the mapping is
     // page-aligned), and the handles keep the region alive through an `Arc`.
-    let bytes = unsafe { Bytes::new(buf, layout.capacity as usize) };
+    let bytes = unsafe { Bytes::new(buf, layout.capacity as usize, region.poison_flag()) };
     // SAFETY: `control` is the 128-aligned control block inside the mapping,
     // zero-initialised by the creator, and the geometry passed validation.
     Ok(unsafe { Ring::new(control, bytes, layout.slot_size) })

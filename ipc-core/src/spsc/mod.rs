@@ -350,6 +350,13 @@ impl Corruption {
     fn new(what: &'static str, value: u64) -> Self {
         Corruption { what, value }
     }
+
+    /// The ring's memory was lost: another process shrank the object
+    /// behind it (see [`crate::Region::is_poisoned`]).
+    pub(crate) const LOST: Corruption = Corruption {
+        what: "the region was shrunk by another process; its memory is lost",
+        value: 0,
+    };
 }
 
 impl fmt::Display for Corruption {
@@ -545,6 +552,9 @@ impl Producer {
     #[inline]
     fn reserve(&mut self, len: usize) -> Result<Reservation, SendError> {
         let ring = self.ring;
+        if ring.buf.is_poisoned() {
+            return Err(SendError::Corrupted(Corruption::LOST));
+        }
         if len as u64 > ring.max_message {
             return Err(SendError::TooLarge {
                 len,
@@ -942,6 +952,10 @@ impl Consumer {
         // SAFETY: `offset` is a masked, 8-aligned position inside the buffer.
         let mut word = unsafe { ring.buf.word(offset) }.load(Ordering::Acquire);
         if word == 0 {
+            // Lost memory reads as zeroes: as an empty ring, forever.
+            if ring.buf.is_poisoned() {
+                return corrupted(Corruption::LOST.what, 0);
+            }
             return Err(RecvError::Empty);
         }
         let mut position = position;

@@ -28,6 +28,12 @@
 //!   bytes (anonymous unless a backing is given).
 //! - `nofile-limited <memfd|shm> <name>`: set `RLIMIT_NOFILE` to 3, so no new
 //!   fd can be opened, then create a memfd or shm region.
+//! - `create-sized <shm|file> <name-or-path> <bytes>`: create a raw region of
+//!   `bytes` bytes (e.g. in a tmpfs too small for it), print `OK <len>`.
+//! - `shrink <shm|file> <name-or-path>`: a hostile peer: open the object
+//!   without this library and truncate it to 0 bytes.
+//! - `receive-fds <socket-fd>`: count this process's open fds, receive a
+//!   region with `receive_fd`, drop it, count again: `OK <before> <after>`.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, FromRawFd, RawFd};
@@ -108,6 +114,31 @@ fn main() {
                 _ => options.create_shm(name),
             };
             report(region.map(|_| String::new()));
+        }
+        ["create-sized", kind, name, bytes] => {
+            let options = RegionOptions::new().size(parse(bytes));
+            report(create(&options, kind, name).map(|r| r.len().to_string()));
+        }
+        ["shrink", kind, name] => {
+            let path = match *kind {
+                "shm" => format!("/dev/shm/{}", name.trim_start_matches('/')),
+                _ => name.to_string(),
+            };
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| fail(&format!("opening {path}: {e}")));
+            file.set_len(0)
+                .unwrap_or_else(|e| fail(&format!("truncating {path}: {e}")));
+            println!("OK");
+        }
+        ["receive-fds", fd] => {
+            // SAFETY: as in `memfd_reply`.
+            let socket = unsafe { UnixStream::from_raw_fd(parse(fd)) };
+            let before = open_fds();
+            let region = RegionOptions::new().receive_fd(&socket);
+            drop(region);
+            report(Ok(format!("{before} {}", open_fds())));
         }
         _ => fail(&format!("unknown arguments {args:?}")),
     }
@@ -217,6 +248,13 @@ fn variant(e: &Error) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// How many fds this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap_or_else(|e| fail(&format!("/proc/self/fd: {e}")))
+        .count()
 }
 
 fn parse<T: std::str::FromStr>(text: &str) -> T {
