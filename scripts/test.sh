@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, integration and cross-process tests,
-# the benchmarks in smoke mode, doctests, then the loom models (and a check
-# that they catch weakened orderings). Run from anywhere.
+# the benchmarks in smoke mode, doctests, a ThreadSanitizer run, then the
+# loom models (and a check that they catch weakened orderings). Run from
+# anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ cargo test --workspace --all-targets
 
 echo "== doctests"
 cargo test --workspace --doc
+
+echo "== ThreadSanitizer: the untrusted copy is no data race"
+scripts/tsan.sh
 
 echo "== loom models catch every weakened ordering"
 scripts/loom-mutants.sh

@@ -1230,3 +1230,62 @@ fn resource_limit(call: &'static str, limit: &'static str, e: Errno) -> Error {
         source: io::Error::from_raw_os_error(e as i32),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_spans_cover_a_range_word_by_word() {
+        let spans: Vec<_> = word_spans(5, 13).collect();
+        assert_eq!(
+            spans,
+            [
+                WordSpan {
+                    word: 0,
+                    first: 5,
+                    len: 3,
+                    index: 0
+                },
+                WordSpan {
+                    word: 8,
+                    first: 0,
+                    len: 8,
+                    index: 3
+                },
+                WordSpan {
+                    word: 16,
+                    first: 0,
+                    len: 2,
+                    index: 11
+                },
+            ]
+        );
+        assert_eq!(word_spans(16, 0).count(), 0);
+        assert_eq!(
+            word_spans(3, 2).collect::<Vec<_>>(),
+            [WordSpan {
+                word: 0,
+                first: 3,
+                len: 2,
+                index: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn partial_word_writes_keep_the_neighbouring_bytes() {
+        let region = RegionOptions::new().size(64).create_anonymous().unwrap();
+        region.write_at(0, &[0xEE; 24]).unwrap();
+        region.write_at(5, b"abcdefghijk").unwrap();
+        let mut all = [0u8; 24];
+        region.read_at(0, &mut all).unwrap();
+        assert_eq!(
+            &all,
+            b"\xEE\xEE\xEE\xEE\xEEabcdefghijk\xEE\xEE\xEE\xEE\xEE\xEE\xEE\xEE"
+        );
+        let mut middle = [0u8; 3];
+        region.read_at(7, &mut middle).unwrap();
+        assert_eq!(&middle, b"cde");
+    }
+}

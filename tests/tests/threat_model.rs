@@ -477,3 +477,39 @@ fn receiving_an_fd_leaks_none_of_the_extra_fds() {
         "fds before and after receiving: {report}"
     );
 }
+
+/// Claim: "a memfd region can never shrink or grow (sealed), and, on Linux
+/// 6.3 and later, never be made executable."
+#[test]
+fn memfds_are_sealed_against_resizing_and_execution() {
+    let region = RegionOptions::new()
+        .size(4096)
+        .create_memfd("threat-seals")
+        .unwrap();
+    let fd = region.fd().unwrap();
+    let seals = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GET_SEALS).unwrap();
+    for (seal, name) in [
+        (libc::F_SEAL_SHRINK, "F_SEAL_SHRINK"),
+        (libc::F_SEAL_GROW, "F_SEAL_GROW"),
+        (libc::F_SEAL_SEAL, "F_SEAL_SEAL"),
+    ] {
+        assert_ne!(seals & seal, 0, "{name} missing from {seals:#x}");
+    }
+    // Does this kernel know MFD_NOEXEC_SEAL (6.3+)?
+    // SAFETY: memfd_create with a static name; the fd is closed below.
+    let probe = unsafe { libc::memfd_create(c"probe".as_ptr(), libc::MFD_NOEXEC_SEAL) };
+    if probe < 0 {
+        eprintln!("skipped the exec seal: this kernel has no MFD_NOEXEC_SEAL");
+        return;
+    }
+    // SAFETY: closes the probe fd made just above.
+    unsafe { libc::close(probe) };
+    const F_SEAL_EXEC: i32 = 0x0020;
+    assert_ne!(
+        seals & F_SEAL_EXEC,
+        0,
+        "F_SEAL_EXEC missing from {seals:#x}"
+    );
+    let mode = nix::sys::stat::fstat(fd).unwrap().st_mode;
+    assert_eq!(mode & 0o111, 0, "memfd mode {mode:o} is executable");
+}

@@ -692,7 +692,18 @@ impl fmt::Debug for Producer {
 
 /// Room for one message, written in place through `Deref<Target = [u8]>`.
 ///
-/// [`commit`](Grant::commit) makes it visible; dropping it abandons it.
+/// [`commit`](Grant::commit) makes it visible; dropping it abandons it. The
+/// zero-copy view trusts the consumer to follow the protocol (not to write
+/// into space it has not been given); [`Producer::try_send`] trusts nothing.
+///
+/// A grant that is never used is a mistake the compiler points out:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn f(producer: &mut ipc_core::spsc::Producer) {
+/// producer.try_reserve(8).unwrap(); // dropped at once: nothing is sent
+/// # }
+/// ```
 #[must_use = "dropping a grant abandons the message; call `commit`"]
 pub struct Grant<'a> {
     producer: &'a mut Producer,
@@ -755,6 +766,13 @@ impl fmt::Debug for Grant<'_> {
 /// batch.publish();
 /// assert_eq!(consumer.drain(usize::MAX, |_| {})?, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn f(producer: &mut ipc_core::spsc::Producer) {
+/// producer.batch(); // a batch nobody sends through
+/// # }
 /// ```
 #[must_use = "a batch publishes its messages when dropped"]
 pub struct Batch<'a> {
@@ -906,7 +924,9 @@ impl Consumer {
     }
 
     /// Hands up to `max` messages to `f` in order and releases their space
-    /// with one store; returns how many there were (0 when empty).
+    /// with one store; returns how many there were (0 when empty). Like a
+    /// [`ReadGuard`], the slices `f` sees are zero-copy views that trust the
+    /// producer to follow the protocol.
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
         let mut position = self.head;
         let mut count = 0;
@@ -1028,6 +1048,19 @@ impl fmt::Debug for Consumer {
 }
 
 /// A message read in place. Its space goes back to the producer on drop.
+///
+/// The `&[u8]` it derefs to lies in shared memory: it is sound, and its
+/// bytes stay put while the guard lives, only if the producer follows the
+/// protocol (never writes a record it has committed until it is released).
+/// A buggy or hostile producer can change them under the borrow; use
+/// [`Consumer::recv_into`] for a private copy that trusts nothing.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn f(consumer: &mut ipc_core::spsc::Consumer) {
+/// consumer.try_recv().unwrap(); // read and released unseen
+/// # }
+/// ```
 #[must_use = "the message is released as soon as the guard is dropped"]
 pub struct ReadGuard<'a> {
     consumer: &'a mut Consumer,

@@ -635,3 +635,22 @@ fn a_claim_word_that_keeps_changing_is_reported_not_spun_on() {
     assert!(Ring::claim(&word, claimant).is_err());
     assert_eq!(CALLS.load(Ordering::Relaxed), u64::from(CLAIM_ATTEMPTS));
 }
+
+#[test]
+fn a_claim_left_by_an_earlier_process_with_our_pid_is_taken_over() {
+    // A container restarting as pid 1 finds its previous incarnation's
+    // claim: same pid, another start time. It is dead, not us.
+    let (region, p, _c) = ring(1024, 64);
+    drop(p);
+    let me = crate::sys::process_identity(crate::sys::current_pid());
+    let earlier_me = me ^ (0x5a5a << 32);
+    word(&region, PRODUCER).store(earlier_me, Ordering::Relaxed);
+    let producer =
+        Producer::attach(region.clone()).expect("an earlier incarnation's claim is dead");
+    // Our own live claim is ours: a second handle is refused.
+    assert!(matches!(
+        Producer::attach(region.clone()),
+        Err(Error::AlreadyAttached { role: "producer", pid }) if pid == std::process::id()
+    ));
+    drop(producer);
+}
