@@ -71,9 +71,9 @@ pub enum Error {
     /// The region's layout is not the one the caller expects.
     LayoutMismatch {
         /// What the caller asked for.
-        expected: Layout,
+        expected: Box<Layout>,
         /// What the region's header says.
-        found: Layout,
+        found: Box<Layout>,
     },
     /// The header's layout is self-contradictory or out of range.
     InvalidLayout {
@@ -151,6 +151,12 @@ pub enum Error {
     Poisoned {
         /// The name or path.
         name: String,
+    },
+    /// Every slot of the region's participant table is taken by a live
+    /// participant.
+    TooManyParticipants {
+        /// Slots in the table.
+        slots: u64,
     },
     /// An offset and length fall outside the region's data area.
     OutOfBounds {
@@ -258,6 +264,10 @@ impl fmt::Display for Error {
             Error::Poisoned { name } => write!(
                 f,
                 "{name} was shrunk by another process while mapped; its memory is lost"
+            ),
+            Error::TooManyParticipants { slots } => write!(
+                f,
+                "all {slots} participant slots of the region are taken by live participants"
             ),
             Error::OutOfBounds { offset, len, size } => write!(
                 f,

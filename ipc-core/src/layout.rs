@@ -22,8 +22,13 @@
 //!     56     8  capacity       ring capacity in bytes (0 for raw)
 //!     64     8  slot_size      largest message in bytes (0 for raw)
 //!     72     8  type_tag       the user's message-type tag
-//!     80   176  reserved       0
+//!     80     8  participants_offset  where the participant table starts
+//!     88     8  participants   slots in that table (0: none)
+//!     96   160  reserved       0
 //! ```
+//!
+//! After the header comes the participant table (see
+//! [`crate::participants`]), then the kind's area at `data_offset`.
 
 use std::fmt;
 
@@ -32,7 +37,7 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// First eight bytes of every region: `b"shmipc\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"shmipc\0\x01");
 /// Version of the shared format this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes taken by the header at the start of every region.
 pub const HEADER_SIZE: u64 = 256;
 /// Value of the `init` word once the header is complete.
@@ -63,7 +68,9 @@ pub(crate) struct Header {
     pub(crate) capacity: AtomicU64,
     pub(crate) slot_size: AtomicU64,
     pub(crate) type_tag: AtomicU64,
-    pub(crate) reserved_tail: [AtomicU64; 22],
+    pub(crate) participants_offset: AtomicU64,
+    pub(crate) participants: AtomicU64,
+    pub(crate) reserved_tail: [AtomicU64; 20],
 }
 
 const _: () = {
@@ -72,6 +79,7 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, init) == 16);
     assert!(core::mem::offset_of!(Header, total_size) == 32);
     assert!(core::mem::offset_of!(Header, type_tag) == 72);
+    assert!(core::mem::offset_of!(Header, participants) == 88);
 };
 
 /// What a region holds after its header.
@@ -123,6 +131,9 @@ pub struct Layout {
     /// The user's tag for the message type, so that separately built
     /// processes can check they agree; 0 when unused.
     pub type_tag: u64,
+    /// Slots in the participant table right after the header (0: no
+    /// table); see [`crate::participants`].
+    pub participants: u64,
 }
 
 impl Layout {
@@ -136,16 +147,25 @@ impl Layout {
             capacity: 0,
             slot_size: 0,
             type_tag: 0,
+            participants: 0,
         }
     }
 
+    /// Where the area after the header and a table of `participants` slots
+    /// starts.
+    pub const fn data_offset_after(participants: u64) -> u64 {
+        HEADER_SIZE + crate::participants::table_size(participants)
+    }
+
     /// Whether a region with layout `self` serves a caller that asked for
-    /// `wanted`: same kind, capacity and message size, at least the data
-    /// bytes asked for, and the same type tag unless `wanted`'s is 0 (any).
+    /// `wanted`: same kind, capacity, message size and participant slots, at
+    /// least the data bytes asked for, and the same type tag unless
+    /// `wanted`'s is 0 (any).
     pub fn satisfies(&self, wanted: &Layout) -> bool {
         self.kind == wanted.kind
             && self.capacity == wanted.capacity
             && self.slot_size == wanted.slot_size
+            && self.participants == wanted.participants
             && (wanted.type_tag == 0 || self.type_tag == wanted.type_tag)
             && self.data_size >= wanted.data_size
     }
@@ -166,7 +186,16 @@ impl Layout {
                 self.total_size
             ));
         }
-        if self.data_offset < HEADER_SIZE || self.data_offset % ALIGN != 0 {
+        if self.participants > crate::participants::MAX_PARTICIPANTS {
+            return invalid(format!(
+                "{} participant slots, more than {}",
+                self.participants,
+                crate::participants::MAX_PARTICIPANTS
+            ));
+        }
+        if self.data_offset < Layout::data_offset_after(self.participants)
+            || self.data_offset % ALIGN != 0
+        {
             return invalid(format!("data offset {} is misplaced", self.data_offset));
         }
         match self.data_offset.checked_add(self.data_size) {
@@ -196,14 +225,15 @@ impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} {{ total {} B, data {}+{} B, capacity {} B, max message {} B, type tag {:#x} }}",
+            "{:?} {{ total {} B, data {}+{} B, capacity {} B, max message {} B, type tag {:#x}, participants {} }}",
             self.kind,
             self.total_size,
             self.data_offset,
             self.data_size,
             self.capacity,
             self.slot_size,
-            self.type_tag
+            self.type_tag,
+            self.participants
         )
     }
 }
@@ -254,6 +284,10 @@ impl Header {
         self.capacity.store(layout.capacity, Ordering::Relaxed);
         self.slot_size.store(layout.slot_size, Ordering::Relaxed);
         self.type_tag.store(layout.type_tag, Ordering::Relaxed);
+        self.participants_offset
+            .store(HEADER_SIZE, Ordering::Relaxed);
+        self.participants
+            .store(layout.participants, Ordering::Relaxed);
     }
 
     /// Makes the header (and everything the creator wrote before) visible.
@@ -295,6 +329,14 @@ impl Header {
         let kind = Kind::from_u32(kind_raw).ok_or_else(|| crate::Error::InvalidLayout {
             reason: format!("unknown region kind {kind_raw}"),
         })?;
+        let participants_offset = self.participants_offset.load(Ordering::Relaxed);
+        if participants_offset != HEADER_SIZE {
+            return Err(crate::Error::InvalidLayout {
+                reason: format!(
+                    "participant table at {participants_offset}, expected right after the header"
+                ),
+            });
+        }
         let layout = Layout {
             kind,
             total_size: self.total_size.load(Ordering::Relaxed),
@@ -303,6 +345,7 @@ impl Header {
             capacity: self.capacity.load(Ordering::Relaxed),
             slot_size: self.slot_size.load(Ordering::Relaxed),
             type_tag: self.type_tag.load(Ordering::Relaxed),
+            participants: self.participants.load(Ordering::Relaxed),
         };
         Ok(Probe::Ready(Published {
             layout,

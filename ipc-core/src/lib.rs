@@ -24,6 +24,7 @@
 mod error;
 #[cfg(not(loom))]
 pub mod layout;
+pub mod participants;
 #[cfg(not(loom))]
 pub mod region;
 #[cfg(not(loom))]

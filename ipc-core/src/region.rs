@@ -35,7 +35,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -45,6 +45,7 @@ use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::layout::{Header, Kind, Layout, Probe, FLAG_PERSISTENT, HEADER_SIZE, MAGIC};
+use crate::participants::{Entry, Liveness, Members, Table};
 use crate::sigbus::{self, Guard};
 use crate::sync::{AtomicU64, Ordering, PoisonFlag, NEVER_POISONED};
 use crate::sys::{self, MapFlagsWanted, OpenHow};
@@ -232,19 +233,17 @@ impl RegionOptions {
     /// assert!(region.data_len() >= 1 << 16);
     /// # Ok::<(), ipc_core::Error>(())
     /// ```
+    ///
+    /// It is a sealed memfd that is never named: children made by `fork`
+    /// share its mapping (and its fd), and the fd is what participants'
+    /// liveness locks are taken on (see [`crate::participants`]).
     pub fn create_anonymous(&self) -> Result<Region> {
-        let layout = self.creation_layout()?;
-        let hugetlb = self.huge_pages == HugePages::Required;
-        let ptr = sys::map_anonymous(layout.total_size, self.map_flags(hugetlb))
-            .map_err(|e| self.map_error(e, hugetlb))?;
-        let region = Region::new(ptr, layout, Backing::Anonymous, None, true, self)?;
-        region.initialise(self)
+        self.create_sealed(c"ipc-anonymous", Backing::Anonymous)
     }
 
     /// Creates a sealed memfd region (`name` is only a label shown in
     /// `/proc/PID/fd`). Hand it to another process with [`Region::send_fd`].
     pub fn create_memfd(&self, name: &str) -> Result<Region> {
-        let layout = self.creation_layout()?;
         let label = CString::new(name).map_err(|_| Error::InvalidName {
             name: name.into(),
             reason: "contains a NUL byte",
@@ -255,8 +254,15 @@ impl RegionOptions {
                 reason: "memfd names are limited to 249 bytes",
             });
         }
+        self.create_sealed(&label, Backing::Memfd)
+    }
+
+    /// A new memfd, sized, allocated, sealed against resizing, mapped and
+    /// initialised.
+    fn create_sealed(&self, label: &std::ffi::CStr, backing: Backing) -> Result<Region> {
+        let layout = self.creation_layout()?;
         let hugetlb = self.huge_pages == HugePages::Required;
-        let fd = sys::memfd_create(&label, hugetlb).map_err(|e| match e {
+        let fd = sys::memfd_create(label, hugetlb).map_err(|e| match e {
             Errno::EINVAL if hugetlb => Error::HugePagesUnavailable {
                 reason: "the kernel refused MFD_HUGETLB".into(),
             },
@@ -278,7 +284,7 @@ impl RegionOptions {
         sys::seal_size(fd.as_fd()).map_err(|e| Error::os("fcntl(F_ADD_SEALS)", e))?;
         let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
             .map_err(|e| self.map_error(e, hugetlb))?;
-        let region = Region::new(ptr, layout, Backing::Memfd, Some(fd), true, self)?;
+        let region = Region::new(ptr, layout, backing, Some(fd), true, self)?;
         region.initialise(self)
     }
 
@@ -550,8 +556,8 @@ impl RegionOptions {
         if let Some(wanted) = self.wanted_layout(&layout) {
             if !layout.satisfies(&wanted) {
                 return Err(Error::LayoutMismatch {
-                    expected: wanted,
-                    found: layout,
+                    expected: Box::new(wanted),
+                    found: Box::new(layout),
                 });
             }
         }
@@ -730,12 +736,39 @@ impl Region {
     /// Whether another process could shrink the object behind the mapping.
     fn may_shrink(&self) -> bool {
         match (&self.backing, &self.fd) {
-            (Backing::Anonymous, _) => false,
-            (Backing::Memfd, Some(fd)) => {
+            (Backing::Anonymous | Backing::Memfd, Some(fd)) => {
                 !sys::is_sealed_against_shrink(fd.as_fd()).unwrap_or(false)
             }
             _ => true,
         }
+    }
+
+    /// The participant table and the liveness to judge it by; `None` when
+    /// the layout has no table.
+    pub(crate) fn members(&self) -> Option<Members> {
+        if self.layout.participants == 0 {
+            return None;
+        }
+        let fd = self.fd.as_ref()?;
+        // SAFETY: the table lies right after the header, inside the mapping
+        // (the layout was validated: data_offset is past it), 64-aligned.
+        let slots = unsafe { self.offset_ptr(HEADER_SIZE) }.cast();
+        // SAFETY: `participants` slots there, at most MAX_PARTICIPANTS
+        // (validated); the region outlives every user of the table (ring
+        // handles hold an `Arc` of it).
+        let table = unsafe { Table::new(slots, self.layout.participants as usize) };
+        Some(Members {
+            table,
+            liveness: Liveness::new(fd.as_raw_fd()),
+        })
+    }
+
+    /// Who is attached: a snapshot of the participant table, dead entries
+    /// not yet reaped included. Empty for regions without a table.
+    pub fn participants(&self) -> Vec<Entry> {
+        self.members()
+            .map(|members| members.table.entries(&members.liveness))
+            .unwrap_or_default()
     }
 
     /// Whether the region's memory was lost: another process shrank the
@@ -983,14 +1016,14 @@ impl Region {
     }
 
     /// Sends the region's fd over a Unix socket (`SCM_RIGHTS`), to be
-    /// received with [`RegionOptions::receive_fd`]. Anonymous regions have
-    /// no fd; share them with `fork` instead.
+    /// received with [`RegionOptions::receive_fd`]. Every region made here
+    /// has one (an anonymous region is an unnamed sealed memfd).
     pub fn send_fd(&self, socket: &UnixStream) -> Result<()> {
         let fd = self.fd.as_ref().ok_or_else(|| Error::Os {
             call: "sendmsg",
             source: io::Error::new(
                 io::ErrorKind::Unsupported,
-                "anonymous regions have no file descriptor",
+                "the region has no file descriptor",
             ),
         })?;
         sys::send_fd(socket.as_fd(), fd.as_fd()).map_err(|e| Error::os("sendmsg", e))

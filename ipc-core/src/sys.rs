@@ -7,11 +7,13 @@
 use std::ffi::CStr;
 use std::io::IoSlice;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
+
+use crate::sync::{AtomicI32, AtomicU32, Ordering};
 use nix::fcntl::{self, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{self, MFdFlags};
 use nix::sys::mman::{self, MapFlags, MmapAdvise, ProtFlags};
@@ -80,21 +82,6 @@ fn non_zero(len: u64) -> nix::Result<NonZeroUsize> {
         .ok()
         .and_then(NonZeroUsize::new)
         .ok_or(Errno::EINVAL)
-}
-
-/// `mmap(MAP_SHARED | MAP_ANONYMOUS)`, readable and writable, never executable.
-pub(crate) fn map_anonymous(len: u64, wanted: MapFlagsWanted) -> nix::Result<NonNull<u8>> {
-    // SAFETY: a new anonymous mapping at an address the kernel picks aliases
-    // nothing that exists.
-    let ptr = unsafe {
-        mman::mmap_anonymous(
-            None,
-            non_zero(len)?,
-            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-            wanted.flags(),
-        )
-    }?;
-    Ok(ptr.cast())
 }
 
 /// `mmap(MAP_SHARED)` of the first `len` bytes of `fd`.
@@ -460,29 +447,9 @@ pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     if pid == 0 || pid > i32::MAX as u32 {
         return None;
     }
-    let mut path = [0u8; 32];
-    let mut len = 0;
-    let mut push = |bytes: &[u8]| {
-        path[len..len + bytes.len()].copy_from_slice(bytes);
-        len += bytes.len();
-    };
-    push(b"/proc/");
-    let mut digits = [0u8; 10];
-    let mut n = pid;
-    let mut first = digits.len();
-    loop {
-        first -= 1;
-        digits[first] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    push(&digits[first..]);
-    push(b"/stat\0");
-    let path = CStr::from_bytes_until_nul(&path).ok()?;
+    let path = ProcPath::new(pid, "stat");
     // SAFETY: `path` is a NUL-terminated string on our stack.
-    let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let raw = unsafe { libc::open(path.as_c_str().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if raw < 0 {
         return None;
     }
@@ -501,6 +468,52 @@ pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     parse_proc_stat(&buf[..filled])
 }
 
+/// `/proc/<number>/<tail>` (or `/proc/self/fd/<number>`), built on the
+/// stack: no allocation, for code that may run in a forked child.
+struct ProcPath {
+    bytes: [u8; 48],
+}
+
+impl ProcPath {
+    fn new(number: u32, tail: &str) -> ProcPath {
+        Self::build(b"/proc/", number, tail.as_bytes())
+    }
+
+    fn own_fd(fd: u32) -> ProcPath {
+        Self::build(b"/proc/self/fd/", fd, b"")
+    }
+
+    fn build(prefix: &[u8], number: u32, tail: &[u8]) -> ProcPath {
+        let mut bytes = [0u8; 48];
+        let mut digits = [0u8; 10];
+        let mut first = digits.len();
+        let mut n = number;
+        loop {
+            first -= 1;
+            digits[first] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut len = 0;
+        for part in [
+            prefix,
+            &digits[first..],
+            if tail.is_empty() { b"" } else { b"/" },
+            tail,
+        ] {
+            bytes[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        ProcPath { bytes }
+    }
+
+    fn as_c_str(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.bytes).expect("a zeroed tail ends the path")
+    }
+}
+
 /// Parses "PID (COMM) STATE PPID ... STARTTIME ...". COMM may hold spaces
 /// and ')' itself, so the fields are counted from the last ')'.
 fn parse_proc_stat(stat: &[u8]) -> Option<ProcStat> {
@@ -515,49 +528,195 @@ fn parse_proc_stat(stat: &[u8]) -> Option<ProcStat> {
     Some(ProcStat { state, start_time })
 }
 
-/// Identifies a process incarnation for role claims: its pid in the low 32
-/// bits and the low 32 bits of its start time above them. A later process
-/// that reuses the pid has another start time, so it does not inherit the
-/// identity. Without a readable `/proc`, the start time is left 0 and the
-/// identity is the bare pid.
-pub(crate) fn process_identity(pid: u32) -> u64 {
-    let start = proc_stat(pid).map_or(0, |stat| stat.start_time as u32);
-    u64::from(start) << 32 | u64::from(pid)
+/// Inode of this process's pid namespace (`/proc/self/ns/pid`), or 0.
+pub(crate) fn pid_namespace() -> u64 {
+    stat::stat(c"/proc/self/ns/pid").map_or(0, |st| st.st_ino)
 }
 
-/// The pid inside a [`process_identity`].
-pub(crate) fn identity_pid(id: u64) -> u32 {
-    id as u32
+/// A participant's lock: a byte-range lock taken on an open file
+/// description of its own, released when the description's last fd closes
+/// (at the latest when the process dies). Dropped in the process that took
+/// it, it closes the fd; in a child made by `fork` it does nothing (the
+/// child's copy of the fd was closed at the fork, see
+/// `in_child`).
+#[derive(Debug)]
+pub(crate) struct HeldLock {
+    fd: RawFd,
+    pid: u32,
+    fork_slot: usize,
 }
 
-/// Whether the process incarnation `id` ([`process_identity`]) is alive.
-///
-/// Dead: no process has the pid, it is a zombie (exited, not yet reaped:
-/// `kill(pid, 0)` alone would call it alive), or the pid now belongs to a
-/// process that started at another time. A stopped process is alive. When
-/// `/proc` cannot tell (not mounted, or `hidepid` hides another user's
-/// processes), `kill(pid, 0)` decides, erring towards alive.
-///
-/// Pids are per pid namespace: a process in another namespace (another
-/// container sharing `/dev/shm`) is judged by whatever has its pid number
-/// here.
-pub(crate) fn identity_alive(id: u64) -> bool {
-    let pid = identity_pid(id);
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
+impl HeldLock {
+    /// Whether this is the process that took the lock.
+    pub(crate) fn in_this_process(&self) -> bool {
+        current_pid() == self.pid
     }
-    match proc_stat(pid) {
-        Some(stat) => {
-            let started = (id >> 32) as u32;
-            !matches!(stat.state, b'Z' | b'X')
-                && (started == 0 || stat.start_time as u32 == started)
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if self.in_this_process() {
+            forget_in_forked_children(self.fork_slot);
+            // SAFETY: `fd` was opened by `hold_lock` for this lock alone and
+            // is closed once, here, in the process that opened it.
+            unsafe { libc::close(self.fd) };
         }
-        // EPERM means it exists but belongs to someone else.
-        None => !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None),
-            Err(Errno::ESRCH)
-        ),
     }
+}
+
+fn flock_at(kind: libc::c_short, offset: u64) -> nix::Result<libc::flock> {
+    // SAFETY: flock is plain data; all-zero is a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = libc::off_t::try_from(offset).map_err(|_| Errno::EINVAL)?;
+    lock.l_len = 1;
+    Ok(lock)
+}
+
+/// Takes a write lock on byte `offset` of the file behind `fd`, on a new open
+/// file description (`/proc/self/fd/N` reopened), without waiting: `EAGAIN`
+/// (or `EACCES`) while another description holds it.
+///
+/// The new fd is listed to be closed in forked children before the lock is
+/// taken, and no `fork` can happen between its opening and its listing (see
+/// [`ForkGate`]): a child never keeps a copy that would hold the lock after
+/// this process died.
+pub(crate) fn hold_lock(fd: RawFd, offset: u64) -> nix::Result<HeldLock> {
+    let number = u32::try_from(fd).map_err(|_| Errno::EBADF)?;
+    let path = ProcPath::own_fd(number);
+    let (owned, fork_slot) = {
+        let _no_fork = ForkGate::enter();
+        // SAFETY: `path` is a NUL-terminated string on our stack.
+        let own = unsafe { libc::open(path.as_c_str().as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if own < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: just opened, owned here until handed to `HeldLock`.
+        let owned = unsafe { OwnedFd::from_raw_fd(own) };
+        let slot = close_in_forked_children(own).ok_or(Errno::EMFILE)?;
+        (owned, slot)
+    };
+    let unlisted = |e| {
+        forget_in_forked_children(fork_slot);
+        e
+    };
+    let lock = flock_at(libc::F_WRLCK as libc::c_short, offset).map_err(unlisted)?;
+    // SAFETY: F_OFD_SETLK reads one valid `flock`.
+    Errno::result(unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_OFD_SETLK, &lock) })
+        .map_err(unlisted)?;
+    Ok(HeldLock {
+        fd: std::os::fd::IntoRawFd::into_raw_fd(owned),
+        pid: current_pid(),
+        fork_slot,
+    })
+}
+
+/// Keeps `fork` out of the few instructions between opening a participant
+/// fd and listing it for closing in children. Registrations count
+/// themselves in; the `pthread_atfork` prepare handler raises `FORKING` and
+/// waits for the count to drain; the parent and child handlers lower it.
+/// (A Dekker pair: each side stores, then loads the other's word, both
+/// SeqCst, so they cannot both miss each other.)
+struct ForkGate;
+
+static FORKING: AtomicU32 = AtomicU32::new(0);
+static REGISTERING: AtomicU32 = AtomicU32::new(0);
+
+impl ForkGate {
+    fn enter() -> ForkGate {
+        install_fork_handlers();
+        loop {
+            // SeqCst: the registering half of the Dekker pair with
+            // `before_fork` (see the type's docs).
+            REGISTERING.fetch_add(1, Ordering::SeqCst);
+            if FORKING.load(Ordering::SeqCst) == 0 {
+                return ForkGate;
+            }
+            REGISTERING.fetch_sub(1, Ordering::SeqCst);
+            while FORKING.load(Ordering::Relaxed) != 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+impl Drop for ForkGate {
+    fn drop(&mut self) {
+        // Release: the listing is done before a fork may proceed.
+        REGISTERING.fetch_sub(1, Ordering::Release);
+    }
+}
+
+fn install_fork_handlers() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: the handlers only touch atomics, yield and close fds.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(in_child)) };
+    });
+}
+
+/// `pthread_atfork` prepare handler: waits until no registration is between
+/// opening and listing its fd.
+extern "C" fn before_fork() {
+    // SeqCst: the forking half of the Dekker pair with `ForkGate::enter`.
+    FORKING.store(1, Ordering::SeqCst);
+    while REGISTERING.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// `pthread_atfork` parent handler.
+extern "C" fn after_fork() {
+    // Release: nothing to publish beyond the flag itself.
+    FORKING.store(0, Ordering::Release);
+}
+
+/// `pthread_atfork` child handler: closes the listed fds, reopens the gate.
+extern "C" fn in_child() {
+    for slot in &FORK_CLOSED {
+        // Relaxed: the child is single-threaded here.
+        let fd = slot.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: the child's copy of a listed fd; its handle does not
+            // close it (it checks the pid), so this is the only close.
+            unsafe { libc::close(fd) };
+        }
+    }
+    // Relaxed: single-threaded child.
+    FORKING.store(0, Ordering::Relaxed);
+}
+
+/// Whether any open file description holds a lock on byte `offset` of the
+/// file behind `fd` (other than `fd`'s own description).
+pub(crate) fn lock_is_held(fd: RawFd, offset: u64) -> nix::Result<bool> {
+    let mut lock = flock_at(libc::F_WRLCK as libc::c_short, offset)?;
+    // SAFETY: F_OFD_GETLK reads and rewrites one valid `flock`.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut lock) })?;
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Fds that a child made by `fork` must not keep: participant locks, whose
+/// descriptions would otherwise outlive the parent in the child.
+const MAX_FORK_CLOSED: usize = 4096;
+static FORK_CLOSED: [AtomicI32; MAX_FORK_CLOSED] = [const { AtomicI32::new(-1) }; MAX_FORK_CLOSED];
+
+/// Lists `fd` to be closed in every child this process forks from now on
+/// (by the `pthread_atfork` child handler); its slot in the list, or `None`
+/// when [`MAX_FORK_CLOSED`] fds are listed already.
+fn close_in_forked_children(fd: RawFd) -> Option<usize> {
+    FORK_CLOSED.iter().position(|slot| {
+        // Relaxed: the list is read in a forked child, after `fork`, which
+        // orders everything this thread did before it.
+        slot.compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Takes a listed fd off the list (before closing it).
+fn forget_in_forked_children(slot: usize) {
+    // Relaxed: as in `close_in_forked_children`.
+    FORK_CLOSED[slot].store(-1, Ordering::Relaxed);
 }
 
 /// A signal's disposition, as `sigaction` reports it.
@@ -669,16 +828,14 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_alive_and_its_identity_is_stable() {
-        let pid = current_pid();
-        let id = process_identity(pid);
-        assert_eq!(identity_pid(id), pid);
-        assert_ne!(id >> 32, 0, "this machine has /proc");
-        assert_eq!(process_identity(pid), id);
-        assert!(identity_alive(id));
-        // The same pid with another start time is a different incarnation.
-        assert!(!identity_alive(id ^ (1 << 40)));
-        assert!(!identity_alive(0));
+    fn this_process_reads_its_own_stat_and_a_missing_pid_has_none() {
+        let stat = proc_stat(current_pid()).expect("this machine has /proc");
+        assert!(matches!(stat.state, b'R' | b'S'), "{}", stat.state as char);
+        assert!(stat.start_time > 0);
+        assert_eq!(proc_stat(current_pid()), Some(stat));
+        assert_eq!(proc_stat(0), None);
+        assert_eq!(proc_stat(i32::MAX as u32), None);
+        assert_ne!(pid_namespace(), 0);
     }
 
     #[test]

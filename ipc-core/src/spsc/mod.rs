@@ -61,12 +61,13 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::participants::{Identity, Member, Members, RegisterError, Role, Token};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
 
 #[cfg(not(loom))]
 mod attach;
 #[cfg(not(loom))]
-pub use attach::{channel, layout};
+pub use attach::{channel, layout, PARTICIPANTS};
 
 #[cfg(all(test, loom))]
 mod loom_models;
@@ -121,8 +122,11 @@ pub fn check_geometry(capacity: u64, max_message: u64) -> Result<(), &'static st
 #[cfg(not(loom))]
 pub(crate) fn validate_layout(layout: &crate::Layout) -> Result<(), &'static str> {
     check_geometry(layout.capacity, layout.slot_size)?;
-    if layout.data_offset != crate::layout::HEADER_SIZE {
-        return Err("an SPSC ring starts right after the header");
+    if layout.participants < 2 {
+        return Err("an SPSC ring needs participant slots for both sides");
+    }
+    if layout.data_offset != crate::Layout::data_offset_after(layout.participants) {
+        return Err("an SPSC ring starts right after the participant table");
     }
     if layout.data_size != CONTROL_SIZE + layout.capacity {
         return Err("an SPSC ring's data area is its control block plus its capacity");
@@ -169,17 +173,6 @@ impl Control {
     }
 }
 
-/// What a role is claimed with: its holder's id, how to tell whether a
-/// holder is still alive (so a dead process's claim can be taken over), and
-/// whether an id is the calling process's (so that a handle dropped in a
-/// child after `fork` does not act for its parent).
-#[derive(Clone, Copy)]
-pub(crate) struct Claimant {
-    pub(crate) id: u64,
-    pub(crate) alive: fn(u64) -> bool,
-    pub(crate) is_current_process: fn(u64) -> bool,
-}
-
 /// How many times a claim retries when the claim word keeps changing under
 /// it, before it reports the role as held: a peer flipping the word cannot
 /// keep an attach spinning.
@@ -198,6 +191,7 @@ const MAX_RECORDS_TO_FIND_END: u64 = if cfg!(test) { 1 << 10 } else { 1 << 24 };
 pub(crate) struct Ring {
     control: NonNull<Control>,
     buf: Bytes,
+    members: Members,
     capacity: u64,
     max_message: u64,
 }
@@ -209,14 +203,20 @@ unsafe impl Send for Ring {}
 
 impl Ring {
     /// # Safety
-    /// `control` points to a `Control` that, like `buf`, stays valid while
-    /// the ring is used; `buf.len()` is a valid capacity and `max_message`
-    /// passes [`check_geometry`] with it.
-    pub(crate) unsafe fn new(control: NonNull<Control>, buf: Bytes, max_message: u64) -> Ring {
+    /// `control` points to a `Control` that, like `buf` and the members'
+    /// table, stays valid while the ring is used; `buf.len()` is a valid
+    /// capacity and `max_message` passes [`check_geometry`] with it.
+    pub(crate) unsafe fn new(
+        control: NonNull<Control>,
+        buf: Bytes,
+        members: Members,
+        max_message: u64,
+    ) -> Ring {
         debug_assert!(check_geometry(buf.len() as u64, max_message).is_ok());
         Ring {
             control,
             buf,
+            members,
             capacity: buf.len() as u64,
             max_message,
         }
@@ -233,42 +233,69 @@ impl Ring {
         (position & (self.capacity - 1)) as usize
     }
 
-    /// Takes `word` for `claimant`, or says who holds it. A holder that is
-    /// no longer alive loses its claim. Gives up (reporting the last holder
-    /// seen) after [`CLAIM_ATTEMPTS`] tries against a word that keeps
-    /// changing.
-    fn claim(word: &AtomicU64, claimant: Claimant) -> Result<(), u64> {
-        let mut expected = 0;
-        for _ in 0..CLAIM_ATTEMPTS {
-            // Acquire on success: pairs with the Release in `release` (or,
-            // for a dead holder, with the Release stores it made while
-            // alive), so the previous holder's last position store is
-            // visible to us.
-            match word.compare_exchange(expected, claimant.id, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(()),
-                Err(0) => expected = 0,
-                Err(holder) if holder != claimant.id && !(claimant.alive)(holder) => {
-                    expected = holder
-                }
-                Err(holder) => return Err(holder),
+    /// Registers as a participant of `role`, claims `word` with its token,
+    /// then runs `setup`; on any failure the claim and the registration are
+    /// given back.
+    fn join_then<T>(
+        &self,
+        word: &AtomicU64,
+        role: Role,
+        identity: Identity,
+        setup: impl FnOnce() -> Result<T, Corruption>,
+    ) -> Result<(Member, T), AttachError> {
+        // Nothing but a claim word refers to an SPSC participant, and a claim
+        // left by a dead one is simply taken over: nothing to recover.
+        let member = self
+            .members
+            .join(role, identity, |_| {})
+            .map_err(AttachError::Register)?;
+        if let Err(holder) = self.claim(word, member.token, |t| self.members.is_alive(t)) {
+            self.members.table.leave(member);
+            return Err(AttachError::Held(holder));
+        }
+        match setup() {
+            Ok(value) => Ok((member, value)),
+            Err(corruption) => {
+                Ring::release(word, member.token);
+                self.members.table.leave(member);
+                Err(AttachError::Corrupted(corruption))
             }
         }
-        Err(word.load(Ordering::Relaxed))
     }
 
-    /// Claims `word`, then runs `setup`; if setup finds the ring corrupted,
-    /// the claim is given back.
-    fn claim_then<T>(
+    /// Takes `word` for `token`, or says which token holds it. A holder that
+    /// is no longer alive (`is_alive`) loses its claim, and its entry is
+    /// reaped. Gives up (reporting the last holder seen) after
+    /// [`CLAIM_ATTEMPTS`] tries against a word that keeps changing.
+    fn claim(
+        &self,
         word: &AtomicU64,
-        claimant: Claimant,
-        setup: impl FnOnce() -> Result<T, Corruption>,
-    ) -> Result<T, AttachError> {
-        Ring::claim(word, claimant).map_err(AttachError::Held)?;
-        setup().map_err(|corruption| {
-            Ring::release(word, claimant.id);
-            AttachError::Corrupted(corruption)
-        })
+        token: Token,
+        is_alive: impl Fn(Token) -> bool,
+    ) -> Result<(), Token> {
+        let mut expected = 0;
+        for _ in 0..CLAIM_ATTEMPTS {
+            // AcqRel on success. Acquire: pairs with the Release in
+            // `release` (or, for a dead holder, with the Release stores it
+            // made while alive), so the previous holder's last position
+            // store is visible to us. Release: pairs with the Acquire of a
+            // rival's failed CAS below, so a rival that finds our token also
+            // finds our registration, and does not judge us dead from a
+            // stale table entry (loom's `one_producer_claim_wins` fails
+            // without it). Acquire on failure: that rival's side.
+            match word.compare_exchange(expected, token.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if expected != 0 {
+                        self.members.reap(Token(expected));
+                    }
+                    return Ok(());
+                }
+                Err(0) => expected = 0,
+                Err(holder) if holder != token.0 && !is_alive(Token(holder)) => expected = holder,
+                Err(holder) => return Err(Token(holder)),
+            }
+        }
+        Err(Token(word.load(Ordering::Relaxed)))
     }
 
     /// Checks a `head` read at attach: 8-aligned, and far from overflowing.
@@ -279,10 +306,17 @@ impl Ring {
         Ok(head)
     }
 
-    fn release(word: &AtomicU64, id: u64) {
+    fn release(word: &AtomicU64, token: Token) {
         // Release: pairs with the Acquire in `claim` of the next holder.
         // A CAS, not a store: a claim taken over from us stays taken.
-        let _ = word.compare_exchange(id, 0, Ordering::Release, Ordering::Relaxed);
+        let _ = word.compare_exchange(token.0, 0, Ordering::Release, Ordering::Relaxed);
+    }
+
+    /// Gives up `member`'s claim on `word` and leaves the table: when a
+    /// handle drops, unless it is a copy in a child made by `fork`.
+    fn leave(&self, word: &AtomicU64, member: &Member) {
+        Ring::release(word, member.token);
+        self.members.table.free(member);
     }
 
     /// Whether `word`, found at buffer `offset`, is the padding record that
@@ -414,7 +448,7 @@ pub struct Producer {
     cached_head: u64,
     /// The commit word an open batch withholds: buffer offset and value.
     withheld: Option<(usize, u64)>,
-    claimant: Claimant,
+    member: Member,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -440,17 +474,18 @@ impl Producer {
     pub(crate) fn attach_ring(
         ring: Ring,
         owner: Arc<dyn Send + Sync>,
-        claimant: Claimant,
+        identity: Identity,
     ) -> Result<Producer, AttachError> {
-        let (head, tail) = Ring::claim_then(&ring.control().producer.0, claimant, || {
-            Self::find_end(ring)
-        })?;
+        let (member, (head, tail)) =
+            ring.join_then(&ring.control().producer.0, Role::Producer, identity, || {
+                Self::find_end(ring)
+            })?;
         Ok(Producer {
             ring,
             tail,
             cached_head: head,
             withheld: None,
-            claimant,
+            member,
             _owner: owner,
         })
     }
@@ -498,6 +533,18 @@ impl Producer {
             "more records to follow than a new producer reads at attach",
             MAX_RECORDS_TO_FIND_END,
         ))
+    }
+
+    /// The process holding this handle dies: no destructor runs; only the
+    /// kernel drops its liveness lock. For tests and loom models.
+    #[cfg(test)]
+    pub(crate) fn die(self) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped or used again, so the member is
+        // moved out exactly once; the rest leaks, as a dead process's state
+        // stays in shared memory.
+        let member = unsafe { core::ptr::read(&this.member) };
+        member.hold.die();
     }
 
     /// Largest message this ring accepts, in bytes.
@@ -665,7 +712,7 @@ impl Drop for Producer {
     fn drop(&mut self) {
         // A copy of the handle in a child made by `fork` is not the
         // producer: the parent still writes records and holds the claim.
-        if !(self.claimant.is_current_process)(self.claimant.id) {
+        if !self.member.hold.in_this_process() {
             return;
         }
         self.publish();
@@ -676,7 +723,8 @@ impl Drop for Producer {
             .tail
             .0
             .store(self.tail, Ordering::Relaxed);
-        Ring::release(&self.ring.control().producer.0, self.claimant.id);
+        self.ring
+            .leave(&self.ring.control().producer.0, &self.member);
     }
 }
 
@@ -841,7 +889,7 @@ pub struct Consumer {
     ring: Ring,
     /// End of the records released here; what the shared `head` holds.
     head: u64,
-    claimant: Claimant,
+    member: Member,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -862,22 +910,35 @@ impl Consumer {
     pub(crate) fn attach_ring(
         ring: Ring,
         owner: Arc<dyn Send + Sync>,
-        claimant: Claimant,
+        identity: Identity,
     ) -> Result<Consumer, AttachError> {
         let control = ring.control();
-        let head = Ring::claim_then(&control.consumer.0, claimant, || {
-            // Acquire: pairs with the Release store of `head` in
-            // `Consumer::release` by the last consumer. A clean detach's
-            // claim release would order it too, but a consumer that died
-            // released nothing.
-            Ring::check_head(control.head.0.load(Ordering::Acquire))
-        })?;
+        let (member, head) =
+            ring.join_then(&control.consumer.0, Role::Consumer, identity, || {
+                // Acquire: pairs with the Release store of `head` in
+                // `Consumer::release` by the last consumer. A clean detach's
+                // claim release would order it too, but a consumer that died
+                // released nothing.
+                Ring::check_head(control.head.0.load(Ordering::Acquire))
+            })?;
         Ok(Consumer {
             ring,
             head,
-            claimant,
+            member,
             _owner: owner,
         })
+    }
+
+    /// The process holding this handle dies: no destructor runs; only the
+    /// kernel drops its liveness lock. For tests and loom models.
+    #[cfg(test)]
+    pub(crate) fn die(self) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped or used again, so the member is
+        // moved out exactly once; the rest leaks, as a dead process's state
+        // stays in shared memory.
+        let member = unsafe { core::ptr::read(&this.member) };
+        member.hold.die();
     }
 
     /// Largest message this ring carries, in bytes.
@@ -1031,8 +1092,9 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         // In a child made by `fork`, the parent still holds the role.
-        if (self.claimant.is_current_process)(self.claimant.id) {
-            Ring::release(&self.ring.control().consumer.0, self.claimant.id);
+        if self.member.hold.in_this_process() {
+            self.ring
+                .leave(&self.ring.control().consumer.0, &self.member);
         }
     }
 }
@@ -1095,8 +1157,10 @@ impl fmt::Debug for ReadGuard<'_> {
 #[derive(Debug)]
 #[cfg_attr(loom, allow(dead_code))] // loom models only look at is_ok
 pub(crate) enum AttachError {
-    /// Held by this live id.
-    Held(u64),
+    /// Held by the participant with this token.
+    Held(Token),
     /// The positions in shared memory are impossible.
     Corrupted(Corruption),
+    /// Registering in the participant table failed.
+    Register(RegisterError),
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
+use crate::participants::Token;
 use crate::{Error, Region, RegionOptions};
 
 fn ring(capacity: u64, max_message: u64) -> (Arc<Region>, Producer, Consumer) {
@@ -609,48 +610,74 @@ fn a_forgotten_batch_does_not_hide_later_messages() {
 
 #[test]
 fn a_claim_word_that_keeps_changing_is_reported_not_spun_on() {
-    use crate::sync::AtomicU64;
-    // A claimant that finds every holder dead while the word keeps being
-    // replaced, as a hostile peer could: the claim gives up.
-    let word = AtomicU64::new(7);
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    fn flip(_: u64) -> bool {
-        CALLS.fetch_add(1, Ordering::Relaxed);
+    // Every holder the claim finds is dead, and the word changes to another
+    // dead holder each time it looks, as a hostile peer could make it: the
+    // claim gives up instead of spinning.
+    let (_region, p, _c) = ring(1024, 64);
+    let word = AtomicU64::new(7 << 16);
+    let looks = std::cell::Cell::new(0u32);
+    let replaced_and_dead = |holder: Token| {
+        looks.set(looks.get() + 1);
+        word.store(holder.0 + (1 << 16), Ordering::Relaxed);
         false
-    }
-    // `alive` flips the word to a new dead holder each time it is asked.
-    thread_local!(static WORD: std::cell::Cell<*const AtomicU64> = const { std::cell::Cell::new(std::ptr::null()) });
-    WORD.with(|w| w.set(&word));
-    fn dead_and_replaced(id: u64) -> bool {
-        // SAFETY: set just above to a word that outlives the claim.
-        let word = WORD.with(|w| unsafe { &*w.get() });
-        word.store(id + 1, Ordering::Relaxed);
-        flip(id)
-    }
-    let claimant = Claimant {
-        id: 1 << 40,
-        alive: dead_and_replaced,
-        is_current_process: |_| true,
     };
-    assert!(Ring::claim(&word, claimant).is_err());
-    assert_eq!(CALLS.load(Ordering::Relaxed), u64::from(CLAIM_ATTEMPTS));
+    let ring = p.ring;
+    assert!(ring
+        .claim(&word, Token(1 << 40), replaced_and_dead)
+        .is_err());
+    assert_eq!(looks.get(), CLAIM_ATTEMPTS);
 }
 
 #[test]
-fn a_claim_left_by_an_earlier_process_with_our_pid_is_taken_over() {
-    // A container restarting as pid 1 finds its previous incarnation's
-    // claim: same pid, another start time. It is dead, not us.
+fn a_claim_naming_a_stale_or_impossible_participant_is_taken_over() {
     let (region, p, _c) = ring(1024, 64);
+    let token = p.member.token;
     drop(p);
-    let me = crate::sys::process_identity(crate::sys::current_pid());
-    let earlier_me = me ^ (0x5a5a << 32);
-    word(&region, PRODUCER).store(earlier_me, Ordering::Relaxed);
-    let producer =
-        Producer::attach(region.clone()).expect("an earlier incarnation's claim is dead");
-    // Our own live claim is ours: a second handle is refused.
-    assert!(matches!(
-        Producer::attach(region.clone()),
-        Err(Error::AlreadyAttached { role: "producer", pid }) if pid == std::process::id()
-    ));
-    drop(producer);
+    // The same slot, an earlier registration (another generation): however
+    // alive whoever now uses the slot is, that claim is dead.
+    for stale in [
+        token.0 ^ (1 << 16),
+        token.0 + (7 << 16),
+        0xffff,   // an index past the table
+        u64::MAX, // likewise, with any generation
+    ] {
+        word(&region, PRODUCER).store(stale, Ordering::Relaxed);
+        let producer = Producer::attach(region.clone()).expect("a stale claim is dead");
+        // A live claim is kept: a second handle is refused, naming us.
+        assert!(matches!(
+            Producer::attach(region.clone()),
+            Err(Error::AlreadyAttached { role: "producer", pid }) if pid == std::process::id()
+        ));
+        drop(producer);
+    }
+}
+
+#[test]
+fn a_dead_producers_role_is_taken_over_and_its_entry_reaped() {
+    let (region, p, mut c) = ring(1024, 64);
+    let mut p = p;
+    p.try_send(b"last words").unwrap();
+    let dead = p.member.token;
+    p.die();
+    assert_eq!(region.participants().iter().filter(|e| !e.alive).count(), 1);
+    let mut next = Producer::attach(region.clone()).expect("a dead producer's role is free");
+    assert!(region.participants().iter().all(|e| e.alive));
+    assert_ne!(next.member.token, dead);
+    next.try_send(b"next").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"last words");
+    assert_eq!(recv_vec(&mut c).unwrap(), b"next");
+}
+
+#[test]
+fn a_new_consumer_resumes_where_a_dead_one_stopped() {
+    let (region, mut p, c) = ring(1024, 64);
+    let mut c = c;
+    for msg in [b"one", b"two", b"six"] {
+        p.try_send(msg).unwrap();
+    }
+    assert_eq!(recv_vec(&mut c).unwrap(), b"one");
+    c.die();
+    let mut next = Consumer::attach(region).expect("a dead consumer's role is free");
+    assert_eq!(recv_vec(&mut next).unwrap(), b"two");
+    assert_eq!(recv_vec(&mut next).unwrap(), b"six");
 }
