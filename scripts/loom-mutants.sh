@@ -18,12 +18,14 @@ pristine=$(cat "$file")
 mutants=(
   "commit of a record (Release)|.store(commit.1, Ordering::Release)|.store(commit.1, Ordering::Relaxed)"
   "publication of a batch (Release)|.store(header, Ordering::Release)|.store(header, Ordering::Relaxed)"
-  "consumer's load of a header (Acquire)|let mut word = ring.buf.word(offset).load(Ordering::Acquire)|let mut word = ring.buf.word(offset).load(Ordering::Relaxed)"
+  "consumer's load of a header (Acquire)|let mut word = unsafe { ring.buf.word(offset) }.load(Ordering::Acquire)|let mut word = unsafe { ring.buf.word(offset) }.load(Ordering::Relaxed)"
   "release of head (Release)|.store(position, Ordering::Release)|.store(position, Ordering::Relaxed)"
   "producer's load of head (Acquire)|let head = self.ring.control().head.0.load(Ordering::Acquire)|let head = self.ring.control().head.0.load(Ordering::Relaxed)"
-  "claim (Acquire)|claimant.id, Ordering::Acquire, Ordering::Relaxed|claimant.id, Ordering::Relaxed, Ordering::Relaxed"
-  "claim release (Release)|(id, 0, Ordering::Release, Ordering::Relaxed)|(id, 0, Ordering::Relaxed, Ordering::Relaxed)"
-  "zeroing of the next header (store removed)|ring.buf.word(ring.offset(end)).store(0, Ordering::Relaxed);|let _ = end;"
+  "claim, its acquiring half (AcqRel)|token.0, Ordering::AcqRel, Ordering::Acquire)|token.0, Ordering::Release, Ordering::Acquire)"
+  "claim, its releasing half (AcqRel)|token.0, Ordering::AcqRel, Ordering::Acquire)|token.0, Ordering::Acquire, Ordering::Acquire)"
+  "failed claim's load (Acquire)|token.0, Ordering::AcqRel, Ordering::Acquire)|token.0, Ordering::AcqRel, Ordering::Relaxed)"
+  "claim release (Release)|(token.0, 0, Ordering::Release, Ordering::Relaxed)|(token.0, 0, Ordering::Relaxed, Ordering::Relaxed)"
+  "zeroing of the next header (store removed)|unsafe { ring.buf.word(ring.offset(end)) }.store(0, Ordering::Relaxed);|let _ = end;"
 )
 survivors=0
 for mutant in "${mutants[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, integration and cross-process tests,
-# the benchmarks in smoke mode, doctests, the examples, then the loom models
-# (and a check that they catch weakened orderings). Run from anywhere.
+# the benchmarks in smoke mode, doctests, the examples, a ThreadSanitizer
+# run, then the loom models (and a check that they catch weakened orderings).
+# Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ for example in ipc-examples/examples/*.rs; do
   echo "-- $name"
   cargo run --quiet --profile test -p ipc-examples --example "$name"
 done
+
+echo "== ThreadSanitizer: the untrusted copy is no data race"
+scripts/tsan.sh
 
 echo "== loom models catch every weakened ordering"
 scripts/loom-mutants.sh

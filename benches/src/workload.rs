@@ -1,7 +1,6 @@
 //! What a measurement moves: the ring geometry, round-trip and one-way
 //! stream configurations, and the shared memory they set up.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ipc_core::spsc;
@@ -138,19 +137,10 @@ pub fn raw_region(bytes: u64) -> Result<Arc<Region>> {
     ))
 }
 
-/// Touches every page of the region's data area so this process takes its
-/// page faults now, not inside a measurement.
+/// Maps every page of the region into this process so it takes its page
+/// faults now, not inside a measurement.
 pub fn prefault(region: &Region) -> Result<()> {
-    let len = region.data_len();
-    let mut offset = 0;
-    while offset + 8 <= len {
-        region.atomic_u64(offset)?.load(Ordering::Relaxed);
-        offset += 4096;
-    }
-    if len >= 8 {
-        region.atomic_u64((len - 8) & !7)?.load(Ordering::Relaxed);
-    }
-    Ok(())
+    Ok(region.prefault()?)
 }
 
 #[cfg(test)]

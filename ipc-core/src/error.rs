@@ -7,7 +7,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::layout::Layout;
+use crate::layout::{Kind, Layout};
 
 /// Everything that can go wrong creating, opening or attaching to a region.
 ///
@@ -24,6 +24,31 @@ pub enum Error {
     /// The OS refused access to the object.
     PermissionDenied {
         /// The name or path.
+        name: String,
+    },
+    /// The path is a symbolic link, which is never followed: whoever can
+    /// write its directory could point it anywhere.
+    SymbolicLink {
+        /// The path.
+        name: String,
+    },
+    /// The named object belongs to another user, or others than its owner
+    /// may write it, so anyone among them could have forged its contents.
+    /// [`RegionOptions::trust_foreign`](crate::RegionOptions::trust_foreign)
+    /// accepts it.
+    Untrusted {
+        /// The name or path.
+        name: String,
+        /// The object's owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A name kept being created and removed by others while
+    /// [`RegionOptions::open_or_create_shm`](crate::RegionOptions::open_or_create_shm)
+    /// tried to open or create it.
+    Contended {
+        /// The name.
         name: String,
     },
     /// Create-exclusive found an object of that name already.
@@ -46,15 +71,26 @@ pub enum Error {
     /// The region's layout is not the one the caller expects.
     LayoutMismatch {
         /// What the caller asked for.
-        expected: Layout,
+        expected: Box<Layout>,
         /// What the region's header says.
-        found: Layout,
+        found: Box<Layout>,
     },
     /// The header's layout is self-contradictory or out of range.
     InvalidLayout {
         /// Which rule the layout breaks.
         reason: String,
     },
+    /// The region holds another kind of structure than the one asked for,
+    /// e.g. an SPSC ring where an MPMC ring was expected.
+    WrongKind {
+        /// What the caller needs.
+        expected: Kind,
+        /// What the region's header says it holds.
+        found: Kind,
+    },
+    /// The ring's shared state holds values no correct peer writes; found
+    /// while attaching to it.
+    Corrupted(crate::spsc::Corruption),
     /// The mapping is smaller than its header claims.
     Truncated {
         /// Size the header (or the format's minimum) requires.
@@ -104,8 +140,23 @@ pub enum Error {
     AlreadyAttached {
         /// `"producer"` or `"consumer"`.
         role: &'static str,
-        /// The holder's pid.
+        /// The holder's pid (in the pid namespace of the process that
+        /// attached it).
         pid: u32,
+    },
+    /// Another process shrank the object behind the region (a named shm
+    /// object or a file) while it was mapped. The `SIGBUS` that followed
+    /// was caught, and the mapping now holds zeroes; nothing read from it
+    /// since is data. Drop the region.
+    Poisoned {
+        /// The name or path.
+        name: String,
+    },
+    /// Every slot of the region's participant table is taken by a live
+    /// participant.
+    TooManyParticipants {
+        /// Slots in the table.
+        slots: u64,
     },
     /// An offset and length fall outside the region's data area.
     OutOfBounds {
@@ -144,6 +195,17 @@ impl fmt::Display for Error {
             Error::PermissionDenied { name } => {
                 write!(f, "permission denied opening shared region {name:?}")
             }
+            Error::SymbolicLink { name } => {
+                write!(f, "{name:?} is a symbolic link, which is never followed")
+            }
+            Error::Untrusted { name, owner, mode } => write!(
+                f,
+                "refusing {name:?}: owned by uid {owner} with mode {mode:#o}; only objects of this user, writable by nobody else, are trusted (see RegionOptions::trust_foreign)"
+            ),
+            Error::Contended { name } => write!(
+                f,
+                "{name:?} kept being created and removed by others; gave up opening or creating it"
+            ),
             Error::AlreadyExists { name } => write!(f, "shared region {name:?} already exists"),
             Error::NotOurs { found_magic } => write!(
                 f,
@@ -158,6 +220,10 @@ impl fmt::Display for Error {
                 write!(f, "layout mismatch: expected {expected}, region has {found}")
             }
             Error::InvalidLayout { reason } => write!(f, "invalid region layout: {reason}"),
+            Error::WrongKind { expected, found } => {
+                write!(f, "region holds {found:?}, not {expected:?}")
+            }
+            Error::Corrupted(corruption) => write!(f, "{corruption}"),
             Error::Truncated { expected, actual } => write!(
                 f,
                 "region truncated: needs {expected} bytes but only {actual} are mapped"
@@ -195,6 +261,14 @@ impl fmt::Display for Error {
             Error::AlreadyAttached { role, pid } => {
                 write!(f, "ring {role} already attached by live process {pid}")
             }
+            Error::Poisoned { name } => write!(
+                f,
+                "{name} was shrunk by another process while mapped; its memory is lost"
+            ),
+            Error::TooManyParticipants { slots } => write!(
+                f,
+                "all {slots} participant slots of the region are taken by live participants"
+            ),
             Error::OutOfBounds { offset, len, size } => write!(
                 f,
                 "{len} bytes at offset {offset} fall outside the {size}-byte data area"
@@ -208,6 +282,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::ResourceLimit { source, .. } | Error::Os { source, .. } => Some(source),
+            Error::Corrupted(corruption) => Some(corruption),
             _ => None,
         }
     }

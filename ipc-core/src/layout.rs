@@ -15,15 +15,20 @@
 //!     16     4  init           READY once published (Release), 0 before
 //!     20     4  creator_pid
 //!     24     4  kind           Kind as u32
-//!     28     4  reserved       0
+//!     28     4  flags          FLAG_PERSISTENT, or 0
 //!     32     8  total_size     bytes mapped, a multiple of the page size
 //!     40     8  data_offset    where the kind's area starts
 //!     48     8  data_size      bytes of that area
 //!     56     8  capacity       ring capacity in bytes (0 for raw)
 //!     64     8  slot_size      largest message in bytes (0 for raw)
 //!     72     8  type_tag       the user's message-type tag
-//!     80   176  reserved       0
+//!     80     8  participants_offset  where the participant table starts
+//!     88     8  participants   slots in that table (0: none)
+//!     96   160  reserved       0
 //! ```
+//!
+//! After the header comes the participant table (see
+//! [`crate::participants`]), then the kind's area at `data_offset`.
 
 use std::fmt;
 
@@ -32,11 +37,14 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 /// First eight bytes of every region: `b"shmipc\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"shmipc\0\x01");
 /// Version of the shared format this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes taken by the header at the start of every region.
 pub const HEADER_SIZE: u64 = 256;
 /// Value of the `init` word once the header is complete.
 pub(crate) const READY: u32 = u32::from_le_bytes(*b"RDY!");
+/// Header flag: the creator asked for the named object to outlive it
+/// ([`crate::RegionOptions::persist`]); stale-name cleanup leaves it alone.
+pub(crate) const FLAG_PERSISTENT: u32 = 1;
 /// Alignment of the header and of every area in a region: two 64-byte cache
 /// lines, because adjacent-line prefetch pairs them on x86.
 pub const ALIGN: u64 = 128;
@@ -53,14 +61,16 @@ pub(crate) struct Header {
     pub(crate) init: AtomicU32,
     pub(crate) creator_pid: AtomicU32,
     pub(crate) kind: AtomicU32,
-    pub(crate) reserved: AtomicU32,
+    pub(crate) flags: AtomicU32,
     pub(crate) total_size: AtomicU64,
     pub(crate) data_offset: AtomicU64,
     pub(crate) data_size: AtomicU64,
     pub(crate) capacity: AtomicU64,
     pub(crate) slot_size: AtomicU64,
     pub(crate) type_tag: AtomicU64,
-    pub(crate) reserved_tail: [AtomicU64; 22],
+    pub(crate) participants_offset: AtomicU64,
+    pub(crate) participants: AtomicU64,
+    pub(crate) reserved_tail: [AtomicU64; 20],
 }
 
 const _: () = {
@@ -69,6 +79,7 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, init) == 16);
     assert!(core::mem::offset_of!(Header, total_size) == 32);
     assert!(core::mem::offset_of!(Header, type_tag) == 72);
+    assert!(core::mem::offset_of!(Header, participants) == 88);
 };
 
 /// What a region holds after its header.
@@ -120,6 +131,9 @@ pub struct Layout {
     /// The user's tag for the message type, so that separately built
     /// processes can check they agree; 0 when unused.
     pub type_tag: u64,
+    /// Slots in the participant table right after the header (0: no
+    /// table); see [`crate::participants`].
+    pub participants: u64,
 }
 
 impl Layout {
@@ -133,16 +147,25 @@ impl Layout {
             capacity: 0,
             slot_size: 0,
             type_tag: 0,
+            participants: 0,
         }
     }
 
+    /// Where the area after the header and a table of `participants` slots
+    /// starts.
+    pub const fn data_offset_after(participants: u64) -> u64 {
+        HEADER_SIZE + crate::participants::table_size(participants)
+    }
+
     /// Whether a region with layout `self` serves a caller that asked for
-    /// `wanted`: same kind, capacity and message size, at least the data
-    /// bytes asked for, and the same type tag unless `wanted`'s is 0 (any).
+    /// `wanted`: same kind, capacity, message size and participant slots, at
+    /// least the data bytes asked for, and the same type tag unless
+    /// `wanted`'s is 0 (any).
     pub fn satisfies(&self, wanted: &Layout) -> bool {
         self.kind == wanted.kind
             && self.capacity == wanted.capacity
             && self.slot_size == wanted.slot_size
+            && self.participants == wanted.participants
             && (wanted.type_tag == 0 || self.type_tag == wanted.type_tag)
             && self.data_size >= wanted.data_size
     }
@@ -163,7 +186,16 @@ impl Layout {
                 self.total_size
             ));
         }
-        if self.data_offset < HEADER_SIZE || self.data_offset % ALIGN != 0 {
+        if self.participants > crate::participants::MAX_PARTICIPANTS {
+            return invalid(format!(
+                "{} participant slots, more than {}",
+                self.participants,
+                crate::participants::MAX_PARTICIPANTS
+            ));
+        }
+        if self.data_offset < Layout::data_offset_after(self.participants)
+            || self.data_offset % ALIGN != 0
+        {
             return invalid(format!("data offset {} is misplaced", self.data_offset));
         }
         match self.data_offset.checked_add(self.data_size) {
@@ -193,14 +225,15 @@ impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} {{ total {} B, data {}+{} B, capacity {} B, max message {} B, type tag {:#x} }}",
+            "{:?} {{ total {} B, data {}+{} B, capacity {} B, max message {} B, type tag {:#x}, participants {} }}",
             self.kind,
             self.total_size,
             self.data_offset,
             self.data_size,
             self.capacity,
             self.slot_size,
-            self.type_tag
+            self.type_tag,
+            self.participants
         )
     }
 }
@@ -217,17 +250,24 @@ pub fn type_tag_of<T: ?Sized>() -> u64 {
         })
 }
 
+/// A published header's fields, before validation against the mapping.
+pub(crate) struct Published {
+    pub(crate) layout: Layout,
+    pub(crate) creator_pid: u32,
+    pub(crate) flags: u32,
+}
+
 /// What an opener found before the header was published.
 pub(crate) enum Probe {
-    /// Published: the validated-later layout and the creator's pid.
-    Ready(Layout, u32),
+    /// Published.
+    Ready(Published),
     /// Not yet published (or never will be).
     Pending,
 }
 
 impl Header {
     /// Writes every field but `init`. The caller then calls [`Header::publish`].
-    pub(crate) fn write(&self, layout: &Layout, creator_pid: u32) {
+    pub(crate) fn write(&self, layout: &Layout, creator_pid: u32, flags: u32) {
         // Relaxed throughout: nobody may read these before `publish`'s
         // Release store, and the Acquire load in `probe` orders them.
         self.magic.store(MAGIC, Ordering::Relaxed);
@@ -235,6 +275,7 @@ impl Header {
         self.header_size
             .store(HEADER_SIZE as u32, Ordering::Relaxed);
         self.creator_pid.store(creator_pid, Ordering::Relaxed);
+        self.flags.store(flags, Ordering::Relaxed);
         self.kind.store(layout.kind.to_u32(), Ordering::Relaxed);
         self.total_size.store(layout.total_size, Ordering::Relaxed);
         self.data_offset
@@ -243,6 +284,10 @@ impl Header {
         self.capacity.store(layout.capacity, Ordering::Relaxed);
         self.slot_size.store(layout.slot_size, Ordering::Relaxed);
         self.type_tag.store(layout.type_tag, Ordering::Relaxed);
+        self.participants_offset
+            .store(HEADER_SIZE, Ordering::Relaxed);
+        self.participants
+            .store(layout.participants, Ordering::Relaxed);
     }
 
     /// Makes the header (and everything the creator wrote before) visible.
@@ -284,6 +329,14 @@ impl Header {
         let kind = Kind::from_u32(kind_raw).ok_or_else(|| crate::Error::InvalidLayout {
             reason: format!("unknown region kind {kind_raw}"),
         })?;
+        let participants_offset = self.participants_offset.load(Ordering::Relaxed);
+        if participants_offset != HEADER_SIZE {
+            return Err(crate::Error::InvalidLayout {
+                reason: format!(
+                    "participant table at {participants_offset}, expected right after the header"
+                ),
+            });
+        }
         let layout = Layout {
             kind,
             total_size: self.total_size.load(Ordering::Relaxed),
@@ -292,10 +345,12 @@ impl Header {
             capacity: self.capacity.load(Ordering::Relaxed),
             slot_size: self.slot_size.load(Ordering::Relaxed),
             type_tag: self.type_tag.load(Ordering::Relaxed),
+            participants: self.participants.load(Ordering::Relaxed),
         };
-        Ok(Probe::Ready(
+        Ok(Probe::Ready(Published {
             layout,
-            self.creator_pid.load(Ordering::Relaxed),
-        ))
+            creator_pid: self.creator_pid.load(Ordering::Relaxed),
+            flags: self.flags.load(Ordering::Relaxed),
+        }))
     }
 }

@@ -24,8 +24,11 @@
 mod error;
 #[cfg(not(loom))]
 pub mod layout;
+pub mod participants;
 #[cfg(not(loom))]
 pub mod region;
+#[cfg(not(loom))]
+mod sigbus;
 pub mod spsc;
 mod sync;
 #[cfg(not(loom))]

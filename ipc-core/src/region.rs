@@ -35,7 +35,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -44,8 +44,10 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::layout::{Header, Kind, Layout, Probe, HEADER_SIZE};
-use crate::sync::AtomicU64;
+use crate::layout::{Header, Kind, Layout, Probe, FLAG_PERSISTENT, HEADER_SIZE, MAGIC};
+use crate::participants::{Entry, Liveness, Members, Table};
+use crate::sigbus::{self, Guard};
+use crate::sync::{AtomicU64, Ordering, PoisonFlag, NEVER_POISONED};
 use crate::sys::{self, MapFlagsWanted, OpenHow};
 use crate::wait::Backoff;
 
@@ -88,7 +90,8 @@ pub enum Backing {
 /// Defaults: mode `0600`, no prefaulting, no `mlock`, normal pages, included
 /// in core dumps, not zeroed on drop, named objects removed by their creator
 /// on drop, openers wait [`DEFAULT_INIT_TIMEOUT`] for the header, received
-/// fds must be sealed.
+/// fds must be sealed, named objects must belong to this user and be
+/// writable by nobody else.
 #[derive(Clone, Debug)]
 pub struct RegionOptions {
     layout: Option<Layout>,
@@ -102,6 +105,7 @@ pub struct RegionOptions {
     persist: bool,
     init_timeout: Duration,
     require_seals: bool,
+    trust_foreign: bool,
 }
 
 impl Default for RegionOptions {
@@ -125,6 +129,7 @@ impl RegionOptions {
             persist: false,
             init_timeout: DEFAULT_INIT_TIMEOUT,
             require_seals: true,
+            trust_foreign: false,
         }
     }
 
@@ -208,6 +213,19 @@ impl RegionOptions {
         self
     }
 
+    /// Whether [`open_shm`](Self::open_shm) and [`open_file`](Self::open_file)
+    /// accept an object owned by another user, or writable by its group or
+    /// by others (default `false`: such objects fail with
+    /// [`Error::Untrusted`]). `/dev/shm` is writable by every user, so
+    /// anyone can create a name first and fill it with a valid-looking
+    /// header; turn this on only when the object is meant to be shared
+    /// between users, e.g. created with [`mode`](Self::mode) `0o660` for a
+    /// group.
+    pub fn trust_foreign(mut self, yes: bool) -> Self {
+        self.trust_foreign = yes;
+        self
+    }
+
     /// Creates an anonymous shared region, inherited by children after `fork`.
     ///
     /// ```
@@ -215,19 +233,17 @@ impl RegionOptions {
     /// assert!(region.data_len() >= 1 << 16);
     /// # Ok::<(), ipc_core::Error>(())
     /// ```
+    ///
+    /// It is a sealed memfd that is never named: children made by `fork`
+    /// share its mapping (and its fd), and the fd is what participants'
+    /// liveness locks are taken on (see [`crate::participants`]).
     pub fn create_anonymous(&self) -> Result<Region> {
-        let layout = self.creation_layout()?;
-        let hugetlb = self.huge_pages == HugePages::Required;
-        let ptr = sys::map_anonymous(layout.total_size, self.map_flags(hugetlb))
-            .map_err(|e| self.map_error(e, hugetlb))?;
-        let region = Region::new(ptr, layout, Backing::Anonymous, None, true, None, self);
-        region.initialise(self)
+        self.create_sealed(c"ipc-anonymous", Backing::Anonymous)
     }
 
     /// Creates a sealed memfd region (`name` is only a label shown in
     /// `/proc/PID/fd`). Hand it to another process with [`Region::send_fd`].
     pub fn create_memfd(&self, name: &str) -> Result<Region> {
-        let layout = self.creation_layout()?;
         let label = CString::new(name).map_err(|_| Error::InvalidName {
             name: name.into(),
             reason: "contains a NUL byte",
@@ -238,8 +254,15 @@ impl RegionOptions {
                 reason: "memfd names are limited to 249 bytes",
             });
         }
+        self.create_sealed(&label, Backing::Memfd)
+    }
+
+    /// A new memfd, sized, allocated, sealed against resizing, mapped and
+    /// initialised.
+    fn create_sealed(&self, label: &std::ffi::CStr, backing: Backing) -> Result<Region> {
+        let layout = self.creation_layout()?;
         let hugetlb = self.huge_pages == HugePages::Required;
-        let fd = sys::memfd_create(&label, hugetlb).map_err(|e| match e {
+        let fd = sys::memfd_create(label, hugetlb).map_err(|e| match e {
             Errno::EINVAL if hugetlb => Error::HugePagesUnavailable {
                 reason: "the kernel refused MFD_HUGETLB".into(),
             },
@@ -252,10 +275,16 @@ impl RegionOptions {
             },
             e => Error::os("ftruncate", e),
         })?;
+        sys::allocate(fd.as_fd(), layout.total_size).map_err(|e| match e {
+            Errno::ENOSPC | Errno::ENOMEM if hugetlb => Error::HugePagesUnavailable {
+                reason: format!("allocating hugetlb pages failed: {e}"),
+            },
+            e => allocation_error(e),
+        })?;
         sys::seal_size(fd.as_fd()).map_err(|e| Error::os("fcntl(F_ADD_SEALS)", e))?;
         let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
             .map_err(|e| self.map_error(e, hugetlb))?;
-        let region = Region::new(ptr, layout, Backing::Memfd, Some(fd), true, None, self);
+        let region = Region::new(ptr, layout, backing, Some(fd), true, self)?;
         region.initialise(self)
     }
 
@@ -268,15 +297,22 @@ impl RegionOptions {
         let cname = shm_name(name)?;
         let fd = sys::shm_open(&cname, OpenHow::CreateExclusive, self.mode)
             .map_err(|e| open_error("shm_open", name, e))?;
-        let unlink = (!self.persist).then(|| Unlink::Shm(cname.clone()));
+        let identity = sys::fd_info(fd.as_fd())
+            .map_err(|e| Error::os("fstat", e))?
+            .identity;
+        let name_of = || Unlink {
+            path: sys::shm_path(&cname),
+            shm: Some(cname.clone()),
+            identity,
+        };
         // From here on a failure must not leave the name behind. Only the
         // guard unlinks on failure: were the half-made region to unlink too,
         // the second unlink could remove an object another process created
         // under the freed name in between.
-        let cleanup = NameGuard(Some(Unlink::Shm(cname)));
+        let cleanup = NameGuard(Some(name_of()));
         let mut region = self.create_on_fd(fd, layout, Backing::Shm(name.into()))?;
         cleanup.disarm();
-        region.unlink = unlink;
+        region.unlink = (!self.persist).then(name_of);
         Ok(region)
     }
 
@@ -290,19 +326,23 @@ impl RegionOptions {
     }
 
     /// Opens `name` if it exists, else creates it. Whoever created it is its
-    /// owner and removes it on drop.
+    /// owner and removes it on drop. Fails with [`Error::Contended`] if
+    /// others keep creating and removing the name in between our attempts.
     pub fn open_or_create_shm(&self, name: &str) -> Result<Region> {
-        loop {
+        const ATTEMPTS: u32 = 64;
+        let mut backoff = Backoff::new();
+        for _ in 0..ATTEMPTS {
             match self.create_shm(name) {
                 Err(Error::AlreadyExists { .. }) => {}
                 other => return other,
             }
             match self.open_shm(name) {
                 // Removed between our two calls: try creating again.
-                Err(Error::NotFound { .. }) => continue,
+                Err(Error::NotFound { .. }) => backoff.snooze(),
                 other => return other,
-            }
+            };
         }
+        Err(Error::Contended { name: name.into() })
     }
 
     /// Creates a region in a new file at `path` (exclusively, never following
@@ -313,7 +353,14 @@ impl RegionOptions {
         self.refuse_hugetlb("file")?;
         let fd = sys::open_file(path, OpenHow::CreateExclusive, self.mode)
             .map_err(|e| open_error("open", &path.display().to_string(), e))?;
-        let cleanup = NameGuard(Some(Unlink::File(path.to_path_buf())));
+        let identity = sys::fd_info(fd.as_fd())
+            .map_err(|e| Error::os("fstat", e))?
+            .identity;
+        let cleanup = NameGuard(Some(Unlink {
+            path: path.to_path_buf(),
+            shm: None,
+            identity,
+        }));
         let region = self.create_on_fd(fd, layout, Backing::File(path.to_path_buf()))?;
         cleanup.disarm();
         Ok(region)
@@ -403,7 +450,7 @@ impl RegionOptions {
             });
         }
         let granule = if self.huge_pages == HugePages::Required {
-            sys::HUGE_PAGE_SIZE
+            sys::huge_page_size()
         } else {
             sys::page_size()
         };
@@ -438,9 +485,15 @@ impl RegionOptions {
             },
             e => Error::os("ftruncate", e),
         })?;
+        // Allocate every page now: a mapping of an unallocated tmpfs page
+        // that cannot be had later kills the process with SIGBUS.
+        sys::allocate(fd.as_fd(), layout.total_size).map_err(allocation_error)?;
+        // Held for as long as the fd is open: tells `remove_stale_shm` the
+        // object is in use.
+        sys::flock(fd.as_fd(), sys::FileLock::Shared).map_err(|e| Error::os("flock", e))?;
         let ptr = sys::map_fd(fd.as_fd(), layout.total_size, self.map_flags(false))
             .map_err(|e| self.map_error(e, false))?;
-        let region = Region::new(ptr, layout, backing, Some(fd), true, None, self);
+        let region = Region::new(ptr, layout, backing, Some(fd), true, self)?;
         region.initialise(self)
     }
 
@@ -448,13 +501,28 @@ impl RegionOptions {
         let started = Instant::now();
         let mut backoff = Backoff::new();
         let name = backing_name(&backing);
+        if let Some(path) = named_path(&backing) {
+            if !sys::fd_info(fd.as_fd())
+                .map_err(|e| Error::os("fstat", e))?
+                .regular
+            {
+                return Err(not_regular(&name));
+            }
+            self.check_trust(fd.as_fd(), &name)?;
+            // Held while attached: tells `remove_stale_shm` it is in use.
+            sys::flock(fd.as_fd(), sys::FileLock::Shared).map_err(|e| Error::os("flock", e))?;
+            // A cleaner may have removed the name while we waited for the
+            // lock: then this object is an orphan nobody else can open.
+            if !same_object(fd.as_fd(), &path) {
+                return Err(Error::NotFound { name });
+            }
+        }
         // A creator sizes its object in one `ftruncate` from 0; wait for that.
         let size = loop {
-            let (size, regular) = sys::fd_size(fd.as_fd()).map_err(|e| Error::os("fstat", e))?;
+            let sys::FileInfo { size, regular, .. } =
+                sys::fd_info(fd.as_fd()).map_err(|e| Error::os("fstat", e))?;
             if !regular {
-                return Err(Error::InvalidLayout {
-                    reason: format!("{name} is not a regular file or memory object"),
-                });
+                return Err(not_regular(&name));
             }
             if size >= HEADER_SIZE {
                 break size;
@@ -481,16 +549,15 @@ impl RegionOptions {
         let ptr = sys::map_fd(fd.as_fd(), size, self.map_flags(false))
             .map_err(|e| self.map_error(e, false))?;
         // Provisional layout until the header is read; `Region` unmaps on error.
-        let mut region = Region::new(ptr, Layout::raw(0), backing, Some(fd), false, None, self);
-        region.len = size;
+        let mut region = Region::new(ptr, provisional(size), backing, Some(fd), false, self)?;
         let (layout, creator_pid) =
             region.wait_for_header(self.init_timeout, started, &mut backoff)?;
         layout.validate(size)?;
         if let Some(wanted) = self.wanted_layout(&layout) {
             if !layout.satisfies(&wanted) {
                 return Err(Error::LayoutMismatch {
-                    expected: wanted,
-                    found: layout,
+                    expected: Box::new(wanted),
+                    found: Box::new(layout),
                 });
             }
         }
@@ -498,6 +565,20 @@ impl RegionOptions {
         region.creator_pid = creator_pid;
         region.apply_advice(self)?;
         Ok(region)
+    }
+
+    /// Refuses an object that another user owns or that others may write,
+    /// unless told to trust it.
+    fn check_trust(&self, fd: std::os::fd::BorrowedFd<'_>, name: &str) -> Result<()> {
+        let info = sys::fd_info(fd).map_err(|e| Error::os("fstat", e))?;
+        if self.trust_foreign || (info.uid == sys::effective_uid() && info.mode & 0o022 == 0) {
+            return Ok(());
+        }
+        Err(Error::Untrusted {
+            name: name.into(),
+            owner: info.uid,
+            mode: info.mode,
+        })
     }
 
     /// What an opener insists on, if anything: the layout it gave, or the
@@ -522,20 +603,69 @@ pub fn remove_shm(name: &str) -> Result<()> {
     sys::shm_unlink(&cname).map_err(|e| open_error("shm_unlink", name, e))
 }
 
-/// Removes the shm object `name` if it is ours and stale: its creator has
-/// exited, or it was never initialised within `timeout`. Returns whether it
-/// was removed. Objects that are not this library's are left alone
-/// ([`Error::NotOurs`]).
-pub fn remove_stale_shm(name: &str, timeout: Duration) -> Result<bool> {
-    let stale = match RegionOptions::new().init_timeout(timeout).open_shm(name) {
-        Ok(region) => !sys::process_exists(region.creator_pid()),
-        Err(Error::InitTimeout { .. }) => true,
-        Err(e) => return Err(e),
-    };
-    if stale {
-        remove_shm(name)?;
+/// Removes the shm object `name` if it is this library's and stale: no
+/// process has it attached, and it was not made to persist. Returns whether
+/// it was removed.
+///
+/// Every process attached to a named region holds a shared `flock` on it
+/// for as long as it is attached, and the kernel drops that lock when the
+/// process dies; the name is stale when an exclusive `flock` can be taken.
+/// So a region being created, or used by anyone, is never removed, whatever
+/// pids have been reused. Left alone, with an error saying why: another
+/// user's object ([`Error::Untrusted`]), anything that does not start with
+/// this library's magic number ([`Error::NotOurs`], including an all-zero
+/// object, which a creator that died right after creating the name may
+/// leave: remove those with [`remove_shm`]), and regions of another format
+/// version. A region made with [`RegionOptions::persist`] is in use by
+/// design: this returns `Ok(false)` for it, and [`remove_shm`] removes it.
+pub fn remove_stale_shm(name: &str) -> Result<bool> {
+    let cname = shm_name(name)?;
+    let fd =
+        sys::shm_open(&cname, OpenHow::Existing, 0).map_err(|e| open_error("shm_open", name, e))?;
+    let options = RegionOptions::new();
+    options.check_trust(fd.as_fd(), name)?;
+    match sys::flock(fd.as_fd(), sys::FileLock::ExclusiveNow) {
+        Err(Errno::EWOULDBLOCK) => return Ok(false),
+        other => other.map_err(|e| Error::os("flock", e))?,
     }
-    Ok(stale)
+    let size = sys::fd_info(fd.as_fd())
+        .map_err(|e| Error::os("fstat", e))?
+        .size;
+    if size < HEADER_SIZE {
+        return Err(Error::Truncated {
+            expected: HEADER_SIZE,
+            actual: size,
+        });
+    }
+    let ptr = sys::map_fd(fd.as_fd(), HEADER_SIZE, options.map_flags(false))
+        .map_err(|e| options.map_error(e, false))?;
+    let header = Region::new(
+        ptr,
+        provisional(HEADER_SIZE),
+        Backing::Shm(name.into()),
+        None,
+        false,
+        &options,
+    )?;
+    let persistent = match header.header().probe()? {
+        Probe::Ready(published) => published.flags & FLAG_PERSISTENT != 0,
+        // Our magic, never published: its creator died while making it
+        // (a live creator would hold its shared lock).
+        Probe::Pending if header.header().magic.load(Ordering::Relaxed) == MAGIC => false,
+        Probe::Pending => return Err(Error::NotOurs { found_magic: 0 }),
+    };
+    drop(header);
+    if persistent {
+        return Ok(false);
+    }
+    // Still holding the exclusive lock: nobody can attach in between. The
+    // name must still be this object, not one made after it was removed.
+    let path = sys::shm_path(&cname);
+    if !same_object(fd.as_fd(), &path) {
+        return Ok(false);
+    }
+    remove_shm(name)?;
+    Ok(true)
 }
 
 /// One `MAP_SHARED` mapping, with a validated header, unmapped on drop.
@@ -554,6 +684,8 @@ pub struct Region {
     owner_pid: Option<u32>,
     unlink: Option<Unlink>,
     zero_on_drop: bool,
+    /// Set for mappings of objects others may shrink (see `sigbus`).
+    guard: Option<Guard>,
 }
 
 // SAFETY: the mapping is shared memory that every holder accesses through raw
@@ -563,17 +695,20 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
+    /// Takes over a fresh mapping of `layout.total_size` bytes at `ptr`
+    /// (unmapped on drop, errors included). Mappings of objects that others
+    /// may shrink under us (named shm objects, files, unsealed fds) are
+    /// guarded against `SIGBUS` (see [`Region::is_poisoned`]).
     fn new(
         ptr: NonNull<u8>,
         layout: Layout,
         backing: Backing,
         fd: Option<OwnedFd>,
         owner: bool,
-        unlink: Option<Unlink>,
         options: &RegionOptions,
-    ) -> Region {
+    ) -> Result<Region> {
         let pid = sys::current_pid();
-        Region {
+        let mut region = Region {
             ptr,
             len: layout.total_size,
             layout,
@@ -581,8 +716,77 @@ impl Region {
             backing,
             fd,
             owner_pid: owner.then_some(pid),
-            unlink,
+            unlink: None,
             zero_on_drop: owner && options.zero_on_drop,
+            guard: None,
+        };
+        if region.may_shrink() {
+            let guard = Guard::new(ptr, region.len as usize).ok_or_else(|| Error::Os {
+                call: "sigaction(SIGBUS)",
+                source: io::Error::other(format!(
+                    "could not guard the mapping against SIGBUS (at most {} guarded regions per process)",
+                    sigbus::MAX_GUARDED
+                )),
+            })?;
+            region.guard = Some(guard);
+        }
+        Ok(region)
+    }
+
+    /// Whether another process could shrink the object behind the mapping.
+    fn may_shrink(&self) -> bool {
+        match (&self.backing, &self.fd) {
+            (Backing::Anonymous | Backing::Memfd, Some(fd)) => {
+                !sys::is_sealed_against_shrink(fd.as_fd()).unwrap_or(false)
+            }
+            _ => true,
+        }
+    }
+
+    /// The participant table and the liveness to judge it by; `None` when
+    /// the layout has no table.
+    pub(crate) fn members(&self) -> Option<Members> {
+        if self.layout.participants == 0 {
+            return None;
+        }
+        let fd = self.fd.as_ref()?;
+        // SAFETY: the table lies right after the header, inside the mapping
+        // (the layout was validated: data_offset is past it), 64-aligned.
+        let slots = unsafe { self.offset_ptr(HEADER_SIZE) }.cast();
+        // SAFETY: `participants` slots there, at most MAX_PARTICIPANTS
+        // (validated); the region outlives every user of the table (ring
+        // handles hold an `Arc` of it).
+        let table = unsafe { Table::new(slots, self.layout.participants as usize) };
+        Some(Members {
+            table,
+            liveness: Liveness::new(fd.as_raw_fd()),
+        })
+    }
+
+    /// Who is attached: a snapshot of the participant table, dead entries
+    /// not yet reaped included. Empty for regions without a table.
+    pub fn participants(&self) -> Vec<Entry> {
+        self.members()
+            .map(|members| members.table.entries(&members.liveness))
+            .unwrap_or_default()
+    }
+
+    /// Whether the region's memory was lost: another process shrank the
+    /// object behind it, a `SIGBUS` followed, and the mapping now reads as
+    /// zeroes (see [`Error::Poisoned`]). Always false for anonymous regions
+    /// and sealed memfds, which nobody can shrink.
+    pub fn is_poisoned(&self) -> bool {
+        self.poison_flag().load(Ordering::Relaxed)
+    }
+
+    /// The flag raised when the memory is lost.
+    pub(crate) fn poison_flag(&self) -> &'static PoisonFlag {
+        self.guard.as_ref().map_or(&NEVER_POISONED, Guard::poisoned)
+    }
+
+    pub(crate) fn poisoned_error(&self) -> Error {
+        Error::Poisoned {
+            name: backing_name(&self.backing),
         }
     }
 
@@ -598,7 +802,8 @@ impl Region {
         self.apply_advice(options)?;
         // The memory is fresh zeroes, which is every kind's initial state;
         // publishing the header makes it available to openers.
-        self.header().write(&self.layout, self.creator_pid);
+        let flags = if options.persist { FLAG_PERSISTENT } else { 0 };
+        self.header().write(&self.layout, self.creator_pid, flags);
         self.header().publish();
         Ok(self)
     }
@@ -631,7 +836,7 @@ impl Region {
     ) -> Result<(Layout, u32)> {
         loop {
             match self.header().probe()? {
-                Probe::Ready(layout, pid) => return Ok((layout, pid)),
+                Probe::Ready(published) => return Ok((published.layout, published.creator_pid)),
                 Probe::Pending if started.elapsed() >= timeout => {
                     return Err(Error::InitTimeout {
                         waited: started.elapsed(),
@@ -694,39 +899,66 @@ impl Region {
         }
     }
 
-    /// Copies `bytes` into the data area at `offset`.
+    /// Copies `bytes` into the data area of a raw region at `offset`.
+    ///
+    /// Every word is written with atomics (a store for a whole word;
+    /// `fetch_and` then `fetch_or` on the bytes of a partial one), so writing
+    /// while other processes, or other threads through
+    /// [`atomic_u64`](Self::atomic_u64), access the same bytes is no data
+    /// race; concurrent writers of the same bytes may interleave by word.
+    /// Fails with [`Error::WrongKind`] for a ring region, whose memory
+    /// belongs to the ring's handles.
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
-        self.check_range(offset, bytes.len())?;
-        // SAFETY: the range is inside the data area (checked above) and the
-        // copy goes through raw pointers, forming no reference to shared bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.data_ptr().as_ptr().add(offset as usize),
-                bytes.len(),
-            )
-        };
+        self.check_raw_range(offset, bytes.len())?;
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
+        for span in word_spans(offset, bytes.len()) {
+            let word = self.raw_word(span.word);
+            let chunk = &bytes[span.index..span.index + span.len];
+            if span.len == 8 {
+                let value = u64::from_ne_bytes(chunk.try_into().expect("a whole word"));
+                // Relaxed: a raw region has no protocol of ours; callers
+                // order their own accesses.
+                word.store(value, Ordering::Relaxed);
+            } else {
+                let (mut mask, mut value) = ([0u8; 8], [0u8; 8]);
+                mask[span.first..span.first + span.len].fill(0xff);
+                value[span.first..span.first + span.len].copy_from_slice(chunk);
+                // Relaxed: as above.
+                word.fetch_and(!u64::from_ne_bytes(mask), Ordering::Relaxed);
+                word.fetch_or(u64::from_ne_bytes(value), Ordering::Relaxed);
+            }
+        }
         Ok(())
     }
 
-    /// Copies `buf.len()` bytes from the data area at `offset` into `buf`.
+    /// Copies `buf.len()` bytes from the data area of a raw region at
+    /// `offset` into `buf`, with one atomic load per word, so it is no data
+    /// race against any writer; see [`write_at`](Self::write_at).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.check_range(offset, buf.len())?;
-        // SAFETY: as in `write_at`, with source and destination swapped.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.data_ptr().as_ptr().add(offset as usize),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
+        self.check_raw_range(offset, buf.len())?;
+        for span in word_spans(offset, buf.len()) {
+            // Relaxed: as in `write_at`.
+            let value = self
+                .raw_word(span.word)
+                .load(Ordering::Relaxed)
+                .to_ne_bytes();
+            buf[span.index..span.index + span.len]
+                .copy_from_slice(&value[span.first..span.first + span.len]);
+        }
+        // Checked after the copy: zeroes read from lost memory are no data.
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
         Ok(())
     }
 
-    /// The 8-byte-aligned word at `offset` in the data area, as an atomic
-    /// that any process may use concurrently.
+    /// The 8-byte-aligned word at `offset` in the data area of a raw region,
+    /// as an atomic that any process may use concurrently. Fails with
+    /// [`Error::WrongKind`] for a ring region.
     pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64> {
-        self.check_range(offset, 8)?;
+        self.check_raw_range(offset, 8)?;
         if offset % 8 != 0 {
             return Err(Error::OutOfBounds {
                 offset,
@@ -734,20 +966,64 @@ impl Region {
                 size: self.layout.data_size,
             });
         }
-        // SAFETY: in bounds and aligned (data_ptr is 128-aligned, offset a
-        // multiple of 8); an atomic may alias memory other processes write.
-        Ok(unsafe { &*(self.data_ptr().as_ptr().add(offset as usize) as *const AtomicU64) })
+        Ok(self.raw_word(offset))
+    }
+
+    /// Maps every page of the region into this process now, so that the
+    /// first accesses of a measurement or a latency-sensitive path take no
+    /// page fault (`MADV_POPULATE_WRITE`; on kernels before 5.14, a read of
+    /// each page). A child made by `fork` shares the pages but not their
+    /// page-table entries, so it calls this too. Changes no byte.
+    pub fn prefault(&self) -> Result<()> {
+        match sys::advise(self.ptr, self.len, sys::Advice::PopulateWrite) {
+            Ok(()) => Ok(()),
+            Err(Errno::EINVAL) => {
+                let page = sys::page_size() as usize;
+                for offset in (0..self.len as usize).step_by(page) {
+                    // SAFETY: inside the mapping (`offset < len`) and
+                    // 8-aligned (the mapping is page-aligned); an atomic load
+                    // may race with any writer.
+                    let word = unsafe { &*(self.ptr.as_ptr().add(offset) as *const AtomicU64) };
+                    // Relaxed: only the fault matters, not the value.
+                    word.load(Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::os("madvise(MADV_POPULATE_WRITE)", e)),
+        }
+    }
+
+    /// Checks that this is a raw region and the range is in its data area.
+    fn check_raw_range(&self, offset: u64, len: usize) -> Result<()> {
+        if self.layout.kind != Kind::Raw {
+            return Err(Error::WrongKind {
+                expected: Kind::Raw,
+                found: self.layout.kind,
+            });
+        }
+        self.check_range(offset, len)
+    }
+
+    /// The word at 8-aligned `offset` of the data area, which the caller
+    /// checked lies inside it (the data area's size is whole pages, so the
+    /// word holding any byte in it is inside too).
+    fn raw_word(&self, offset: u64) -> &AtomicU64 {
+        debug_assert!(offset % 8 == 0 && offset + 8 <= self.layout.data_size);
+        // SAFETY: in bounds (checked by the caller, and the data area of a
+        // raw region is a whole number of pages) and 8-aligned (data_ptr is
+        // 128-aligned); an atomic may alias memory other processes write.
+        unsafe { &*(self.data_ptr().as_ptr().add(offset as usize) as *const AtomicU64) }
     }
 
     /// Sends the region's fd over a Unix socket (`SCM_RIGHTS`), to be
-    /// received with [`RegionOptions::receive_fd`]. Anonymous regions have
-    /// no fd; share them with `fork` instead.
+    /// received with [`RegionOptions::receive_fd`]. Every region made here
+    /// has one (an anonymous region is an unnamed sealed memfd).
     pub fn send_fd(&self, socket: &UnixStream) -> Result<()> {
         let fd = self.fd.as_ref().ok_or_else(|| Error::Os {
             call: "sendmsg",
             source: io::Error::new(
                 io::ErrorKind::Unsupported,
-                "anonymous regions have no file descriptor",
+                "the region has no file descriptor",
             ),
         })?;
         sys::send_fd(socket.as_fd(), fd.as_fd()).map_err(|e| Error::os("sendmsg", e))
@@ -758,11 +1034,13 @@ impl Region {
         self.fd.as_ref().map(|fd| fd.as_fd())
     }
 
-    /// Pointer to byte `offset` of the mapping; `offset + len` was validated
-    /// against the layout by the caller (ring attach code).
-    pub(crate) fn offset_ptr(&self, offset: u64) -> NonNull<u8> {
+    /// Pointer to byte `offset` of the mapping.
+    ///
+    /// # Safety
+    /// `offset < self.len()`.
+    pub(crate) unsafe fn offset_ptr(&self, offset: u64) -> NonNull<u8> {
         debug_assert!(offset < self.len);
-        // SAFETY: callers pass offsets inside the validated layout.
+        // SAFETY: in bounds by the caller's contract.
         unsafe { self.ptr.add(offset as usize) }
     }
 }
@@ -775,18 +1053,14 @@ impl Drop for Region {
             // processes may still read it, which is what the caller chose.
             unsafe { std::ptr::write_bytes(self.ptr.as_ptr(), 0, self.len as usize) };
         }
+        // Unguard first: the range may be mapped again by anyone once unmapped.
+        drop(self.guard.take());
         // SAFETY: the mapping was made by `sys` with this length, and nothing
         // borrowed from `self` outlives it (ring handles hold an `Arc`).
         let _ = unsafe { sys::unmap(self.ptr, self.len) };
         if owner {
-            match &self.unlink {
-                Some(Unlink::Shm(name)) => {
-                    let _ = sys::shm_unlink(name);
-                }
-                Some(Unlink::File(path)) => {
-                    let _ = sys::remove_file(path);
-                }
-                None => {}
+            if let Some(unlink) = &self.unlink {
+                unlink.remove();
             }
         }
     }
@@ -803,11 +1077,40 @@ impl fmt::Debug for Region {
     }
 }
 
-/// What the owner removes on drop.
+/// A layout for a mapping of `len` bytes whose header is not read yet.
+fn provisional(len: u64) -> Layout {
+    Layout {
+        total_size: len,
+        ..Layout::raw(0)
+    }
+}
+
+/// A name this process created, to remove on drop (the region's owner) or
+/// on a failed creation. Only the object made here is removed: if the name
+/// was removed and made again by someone else in the meantime, it is left.
 #[derive(Debug)]
-enum Unlink {
-    Shm(CString),
-    File(PathBuf),
+struct Unlink {
+    /// The object's path: `/dev/shm/NAME` for shm.
+    path: PathBuf,
+    /// The shm name, for `shm_unlink`; `None` for a file.
+    shm: Option<CString>,
+    /// Device and inode of the object created.
+    identity: (u64, u64),
+}
+
+impl Unlink {
+    fn remove(&self) {
+        // There is no unlink-if-inode call: between this check and the
+        // unlink, the name could still be replaced, but no longer at any
+        // point of a region's life.
+        if sys::path_info(&self.path).map(|info| info.identity) != Ok(self.identity) {
+            return;
+        }
+        let _ = match &self.shm {
+            Some(name) => sys::shm_unlink(name).map_err(io::Error::from),
+            None => sys::remove_file(&self.path),
+        };
+    }
 }
 
 /// Removes a just-created name unless creation got to the end.
@@ -821,15 +1124,60 @@ impl NameGuard {
 
 impl Drop for NameGuard {
     fn drop(&mut self) {
-        match self.0.take() {
-            Some(Unlink::Shm(name)) => {
-                let _ = sys::shm_unlink(&name);
-            }
-            Some(Unlink::File(path)) => {
-                let _ = sys::remove_file(&path);
-            }
-            None => {}
+        if let Some(unlink) = self.0.take() {
+            unlink.remove();
         }
+    }
+}
+
+/// The part of a byte range that falls in one 8-byte word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct WordSpan {
+    /// Offset of the word.
+    word: u64,
+    /// First byte of the range within the word.
+    first: usize,
+    /// Bytes of the range within the word.
+    len: usize,
+    /// Index of the span's first byte within the range.
+    index: usize,
+}
+
+/// The words that `len` bytes at `offset` touch, in order.
+fn word_spans(offset: u64, len: usize) -> impl Iterator<Item = WordSpan> {
+    let mut index = 0;
+    std::iter::from_fn(move || {
+        if index == len {
+            return None;
+        }
+        let at = offset + index as u64;
+        let first = (at % 8) as usize;
+        let span = WordSpan {
+            word: at - first as u64,
+            first,
+            len: (8 - first).min(len - index),
+            index,
+        };
+        index += span.len;
+        Some(span)
+    })
+}
+
+/// The path of a named backing, whose name may be removed or replaced by
+/// others while we hold the object.
+fn named_path(backing: &Backing) -> Option<PathBuf> {
+    match backing {
+        Backing::Shm(name) => Some(sys::shm_path(&CString::new(name.as_str()).ok()?)),
+        Backing::File(path) => Some(path.clone()),
+        Backing::Anonymous | Backing::Memfd => None,
+    }
+}
+
+/// Whether `path` names the object behind `fd`.
+fn same_object(fd: std::os::fd::BorrowedFd<'_>, path: &Path) -> bool {
+    match (sys::fd_info(fd), sys::path_info(path)) {
+        (Ok(ours), Ok(named)) => ours.identity == named.identity,
+        _ => false,
     }
 }
 
@@ -878,9 +1226,28 @@ fn open_error(call: &'static str, name: &str, e: Errno) -> Error {
             name: name.into(),
             reason: "too long for the file system",
         },
-        Errno::ELOOP => Error::PermissionDenied { name: name.into() },
+        Errno::ELOOP => Error::SymbolicLink { name: name.into() },
         Errno::EMFILE | Errno::ENFILE => resource_limit(call, "RLIMIT_NOFILE", e),
         e => Error::os(call, e),
+    }
+}
+
+fn not_regular(name: &str) -> Error {
+    Error::InvalidLayout {
+        reason: format!("{name} is not a regular file or memory object"),
+    }
+}
+
+/// A failed `posix_fallocate` of a new object's pages.
+fn allocation_error(e: Errno) -> Error {
+    match e {
+        Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM => Error::ResourceLimit {
+            call: "posix_fallocate",
+            limit: "free space of the backing file system",
+            current: None,
+            source: io::Error::from_raw_os_error(e as i32),
+        },
+        e => Error::os("posix_fallocate", e),
     }
 }
 
@@ -894,5 +1261,64 @@ fn resource_limit(call: &'static str, limit: &'static str, e: Errno) -> Error {
         limit,
         current,
         source: io::Error::from_raw_os_error(e as i32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_spans_cover_a_range_word_by_word() {
+        let spans: Vec<_> = word_spans(5, 13).collect();
+        assert_eq!(
+            spans,
+            [
+                WordSpan {
+                    word: 0,
+                    first: 5,
+                    len: 3,
+                    index: 0
+                },
+                WordSpan {
+                    word: 8,
+                    first: 0,
+                    len: 8,
+                    index: 3
+                },
+                WordSpan {
+                    word: 16,
+                    first: 0,
+                    len: 2,
+                    index: 11
+                },
+            ]
+        );
+        assert_eq!(word_spans(16, 0).count(), 0);
+        assert_eq!(
+            word_spans(3, 2).collect::<Vec<_>>(),
+            [WordSpan {
+                word: 0,
+                first: 3,
+                len: 2,
+                index: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn partial_word_writes_keep_the_neighbouring_bytes() {
+        let region = RegionOptions::new().size(64).create_anonymous().unwrap();
+        region.write_at(0, &[0xEE; 24]).unwrap();
+        region.write_at(5, b"abcdefghijk").unwrap();
+        let mut all = [0u8; 24];
+        region.read_at(0, &mut all).unwrap();
+        assert_eq!(
+            &all,
+            b"\xEE\xEE\xEE\xEE\xEEabcdefghijk\xEE\xEE\xEE\xEE\xEE\xEE\xEE\xEE"
+        );
+        let mut middle = [0u8; 3];
+        region.read_at(7, &mut middle).unwrap();
+        assert_eq!(&middle, b"cde");
     }
 }

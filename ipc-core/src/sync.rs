@@ -16,9 +16,19 @@
 //! header is the word itself.
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A process-local flag raised by a signal handler when a region's memory
+/// is replaced (see `sigbus`). Never shared between processes and never
+/// modelled by loom (no model raises it), so it is `core`'s atomic in both
+/// builds.
+pub(crate) type PoisonFlag = core::sync::atomic::AtomicBool;
+
+/// The poison flag of memory nothing can replace (anonymous regions, sealed
+/// memfds, loom's heap): never raised.
+pub(crate) static NEVER_POISONED: PoisonFlag = PoisonFlag::new(false);
 
 use core::ptr::NonNull;
 
@@ -33,6 +43,7 @@ pub(crate) const WORD: usize = 8;
 pub(crate) struct Bytes {
     ptr: NonNull<u8>,
     len: usize,
+    poison: &'static PoisonFlag,
     #[cfg(loom)]
     trackers: NonNull<loom::cell::UnsafeCell<()>>,
     #[cfg(loom)]
@@ -40,42 +51,128 @@ pub(crate) struct Bytes {
 }
 
 impl Bytes {
-    /// A view of `len` bytes at `ptr`.
+    /// A view of `len` bytes at `ptr`, whose loss (see `sigbus`) raises
+    /// `poison`.
     ///
     /// # Safety
     /// `ptr..ptr + len` must stay valid for reads and writes while any copy of
     /// the view is used, and `ptr` must be aligned to [`WORD`].
     #[cfg(not(loom))]
-    pub(crate) unsafe fn new(ptr: NonNull<u8>, len: usize) -> Self {
+    pub(crate) unsafe fn new(ptr: NonNull<u8>, len: usize, poison: &'static PoisonFlag) -> Self {
         debug_assert_eq!(ptr.as_ptr() as usize % WORD, 0);
-        Self { ptr, len }
+        Self { ptr, len, poison }
+    }
+
+    /// Whether the memory was lost: a peer shrank the object under it and
+    /// it now reads as zeroes.
+    #[inline(always)]
+    pub(crate) fn is_poisoned(&self) -> bool {
+        // Relaxed: a process-local flag raised once by the signal handler;
+        // seeing it late only means seeing zeroes a little longer.
+        self.poison.load(Ordering::Relaxed)
     }
 
     /// Pointer to byte `offset`.
     ///
-    /// The caller has checked `offset <= len`; the debug assertion backs it.
+    /// # Safety
+    /// `offset <= len`.
     #[inline(always)]
-    pub(crate) fn at(&self, offset: usize) -> *mut u8 {
+    pub(crate) unsafe fn at(&self, offset: usize) -> *mut u8 {
         debug_assert!(offset <= self.len);
-        // SAFETY: `offset <= len` (checked by every caller against the locally
-        // held capacity), so the result stays inside the area or one past it.
+        // SAFETY: `offset <= len` (the caller's contract), so the result
+        // stays inside the area or one past it.
         unsafe { self.ptr.as_ptr().add(offset) }
     }
 
     /// The 8-byte word at `offset` as an atomic, for record headers.
     ///
-    /// The caller has checked that `offset` is 8-aligned and below `len`.
+    /// # Safety
+    /// `offset` is a multiple of [`WORD`] and below `len`.
     #[inline(always)]
-    pub(crate) fn word(&self, offset: usize) -> &AtomicU64 {
+    pub(crate) unsafe fn word(&self, offset: usize) -> &AtomicU64 {
         debug_assert!(offset % WORD == 0 && offset < self.len);
         #[cfg(not(loom))]
-        // SAFETY: in bounds and 8-aligned (the area is, and so is `offset`);
-        // an atomic may alias memory that other processes write.
+        // SAFETY: in bounds and 8-aligned (the area is, and so is `offset`,
+        // by the caller's contract); an atomic may alias memory that other
+        // processes write.
         return unsafe { &*(self.at(offset) as *const AtomicU64) };
         #[cfg(loom)]
-        // SAFETY: `offset / WORD` indexes the atomics `HeapBytes` allocated,
-        // which outlive every view.
+        // SAFETY: `offset / WORD` indexes the atomics `HeapBytes` allocated
+        // (the caller keeps `offset < len`), which outlive every view.
         return unsafe { &*self.words.as_ptr().add(offset / WORD) };
+    }
+
+    /// Copies `src` into the area at `offset` with one Relaxed atomic store
+    /// per 8-byte word, the last word padded with zeroes: racing with any
+    /// other access, even a hostile process's, is then no data race in
+    /// Rust's memory model, only a word-by-word mix of values.
+    ///
+    /// # Safety
+    /// `offset` is a multiple of [`WORD`] and `offset + src.len()` rounded up
+    /// to a word is at most `len`.
+    #[inline]
+    pub(crate) unsafe fn copy_in(&self, offset: usize, src: &[u8]) {
+        debug_assert!(offset % WORD == 0 && offset + src.len().next_multiple_of(WORD) <= self.len);
+        #[cfg(not(loom))]
+        {
+            let mut chunks = src.chunks_exact(WORD);
+            let mut at = offset;
+            for chunk in &mut chunks {
+                let word = u64::from_ne_bytes(chunk.try_into().expect("a whole word"));
+                // SAFETY: `at` is word-aligned and inside the range the
+                // caller vouched for.
+                unsafe { self.word(at) }.store(word, Ordering::Relaxed);
+                at += WORD;
+            }
+            let rest = chunks.remainder();
+            if !rest.is_empty() {
+                let mut last = [0u8; WORD];
+                last[..rest.len()].copy_from_slice(rest);
+                // SAFETY: as above; the padded last word is in range.
+                unsafe { self.word(at) }.store(u64::from_ne_bytes(last), Ordering::Relaxed);
+            }
+        }
+        #[cfg(loom)]
+        // SAFETY: in range (the caller's contract). Loom checks the
+        // protocol's ordering of these bytes through the trackers, which is
+        // what matters there; the per-word atomics are for production.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.at(offset), src.len())
+        };
+    }
+
+    /// Copies `dst.len()` bytes at `offset` out of the area with one Relaxed
+    /// atomic load per 8-byte word; the counterpart of [`Bytes::copy_in`].
+    /// What lands in `dst` is private memory: it cannot change afterwards,
+    /// whatever a peer writes.
+    ///
+    /// # Safety
+    /// As for [`Bytes::copy_in`] with `dst.len()`.
+    #[inline]
+    pub(crate) unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
+        debug_assert!(offset % WORD == 0 && offset + dst.len().next_multiple_of(WORD) <= self.len);
+        #[cfg(not(loom))]
+        {
+            let mut chunks = dst.chunks_exact_mut(WORD);
+            let mut at = offset;
+            for chunk in &mut chunks {
+                // SAFETY: `at` is word-aligned and inside the caller's range.
+                let word = unsafe { self.word(at) }.load(Ordering::Relaxed);
+                chunk.copy_from_slice(&word.to_ne_bytes());
+                at += WORD;
+            }
+            let rest = chunks.into_remainder();
+            if !rest.is_empty() {
+                // SAFETY: as above; the padded last word is in range.
+                let word = unsafe { self.word(at) }.load(Ordering::Relaxed);
+                rest.copy_from_slice(&word.to_ne_bytes()[..rest.len()]);
+            }
+        }
+        #[cfg(loom)]
+        // SAFETY: as in `copy_in`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.at(offset), dst.as_mut_ptr(), dst.len())
+        };
     }
 
     /// Length of the area in bytes.
@@ -145,6 +242,7 @@ impl HeapBytes {
         Bytes {
             ptr: NonNull::new(self.bytes.as_ptr() as *mut u8).expect("boxed slice is non-null"),
             len: self.bytes.len() * WORD,
+            poison: &NEVER_POISONED,
             trackers: NonNull::new(self.trackers.as_ptr() as *mut _)
                 .expect("boxed slice is non-null"),
             words: NonNull::new(self.words.as_ptr() as *mut _).expect("boxed slice is non-null"),

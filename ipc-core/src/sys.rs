@@ -5,17 +5,19 @@
 //! [`crate::Error`] variant that fits what it was doing.
 
 use std::ffi::CStr;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
+
+use crate::sync::{AtomicI32, AtomicU32, Ordering};
 use nix::fcntl::{self, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{self, MFdFlags};
 use nix::sys::mman::{self, MapFlags, MmapAdvise, ProtFlags};
-use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{self, ControlMessage, MsgFlags};
 use nix::sys::stat::{self, Mode};
 
 /// The system page size.
@@ -29,8 +31,31 @@ pub(crate) fn page_size() -> u64 {
     }
 }
 
-/// Size of the default huge page (2 MiB on x86_64 and aarch64 with 4 KiB pages).
-pub(crate) const HUGE_PAGE_SIZE: u64 = 2 * 1024 * 1024;
+/// Size of the system's default huge page (`Hugepagesize` in
+/// `/proc/meminfo`), read once; 2 MiB, the x86_64 and aarch64 default, when
+/// it cannot be read.
+pub(crate) fn huge_page_size() -> u64 {
+    static SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|info| parse_huge_page_size(&info))
+            .unwrap_or(2 * 1024 * 1024)
+    })
+}
+
+/// The `Hugepagesize:` line of `/proc/meminfo`, in bytes.
+fn parse_huge_page_size(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("Hugepagesize:"))?;
+    let mut words = line["Hugepagesize:".len()..].split_whitespace();
+    let value: u64 = words.next()?.parse().ok()?;
+    match words.next()? {
+        "kB" => value
+            .checked_mul(1024)
+            .filter(|size| size.is_power_of_two()),
+        _ => None,
+    }
+}
 
 /// What a new mapping asks for beyond read/write sharing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -57,21 +82,6 @@ fn non_zero(len: u64) -> nix::Result<NonZeroUsize> {
         .ok()
         .and_then(NonZeroUsize::new)
         .ok_or(Errno::EINVAL)
-}
-
-/// `mmap(MAP_SHARED | MAP_ANONYMOUS)`, readable and writable, never executable.
-pub(crate) fn map_anonymous(len: u64, wanted: MapFlagsWanted) -> nix::Result<NonNull<u8>> {
-    // SAFETY: a new anonymous mapping at an address the kernel picks aliases
-    // nothing that exists.
-    let ptr = unsafe {
-        mman::mmap_anonymous(
-            None,
-            non_zero(len)?,
-            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-            wanted.flags(),
-        )
-    }?;
-    Ok(ptr.cast())
 }
 
 /// `mmap(MAP_SHARED)` of the first `len` bytes of `fd`.
@@ -129,6 +139,8 @@ pub(crate) enum Advice {
     DontDump,
     /// Back with transparent huge pages where possible.
     HugePage,
+    /// Fault every page in, writable, now (Linux 5.14+; `EINVAL` before).
+    PopulateWrite,
 }
 
 /// `madvise`.
@@ -136,19 +148,28 @@ pub(crate) fn advise(ptr: NonNull<u8>, len: u64, advice: Advice) -> nix::Result<
     let advice = match advice {
         Advice::DontDump => MmapAdvise::MADV_DONTDUMP,
         Advice::HugePage => MmapAdvise::MADV_HUGEPAGE,
+        Advice::PopulateWrite => MmapAdvise::MADV_POPULATE_WRITE,
     };
-    // SAFETY: these two advices change how the kernel treats the pages
-    // (dumping, page size), never their contents.
+    // SAFETY: these advices change how the kernel treats the pages
+    // (dumping, page size, whether they are mapped yet), never their
+    // contents.
     unsafe { mman::madvise(ptr.cast(), len as usize, advice) }
 }
 
-/// `memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING)`, optionally with huge pages.
+/// `memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL)`,
+/// optionally with huge pages. Kernels before 6.3 do not know
+/// `MFD_NOEXEC_SEAL` (`EINVAL`); there the memfd is made without it, and is
+/// executable by mode, as every memfd was then.
 pub(crate) fn memfd_create(name: &CStr, hugetlb: bool) -> nix::Result<OwnedFd> {
     let mut flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
     if hugetlb {
         flags |= MFdFlags::MFD_HUGETLB;
     }
-    memfd::memfd_create(name, flags)
+    let noexec = MFdFlags::from_bits_retain(libc::MFD_NOEXEC_SEAL as _);
+    match memfd::memfd_create(name, flags | noexec) {
+        Err(Errno::EINVAL) => memfd::memfd_create(name, flags),
+        other => other,
+    }
 }
 
 /// Seals a memfd against shrinking, growing and further sealing.
@@ -166,12 +187,94 @@ pub(crate) fn is_sealed_against_shrink(fd: BorrowedFd<'_>) -> nix::Result<bool> 
     }
 }
 
-/// Size in bytes of the object behind `fd`, and whether it is a regular file
-/// (or memfd/shm object, which also report `S_IFREG`).
-pub(crate) fn fd_size(fd: BorrowedFd<'_>) -> nix::Result<(u64, bool)> {
-    let st = stat::fstat(fd)?;
-    let regular = (st.st_mode & libc::S_IFMT) == libc::S_IFREG;
-    Ok((st.st_size.max(0) as u64, regular))
+/// What `fstat` says of the object behind an fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileInfo {
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// A regular file (memfds and shm objects also report `S_IFREG`).
+    pub(crate) regular: bool,
+    /// Owner's uid.
+    pub(crate) uid: u32,
+    /// Permission bits.
+    pub(crate) mode: u32,
+    /// Device and inode: which object it is, whatever its name.
+    pub(crate) identity: (u64, u64),
+}
+
+fn file_info(st: &libc::stat) -> FileInfo {
+    FileInfo {
+        size: st.st_size.max(0) as u64,
+        regular: (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+        identity: (st.st_dev, st.st_ino),
+    }
+}
+
+/// `fstat`.
+pub(crate) fn fd_info(fd: BorrowedFd<'_>) -> nix::Result<FileInfo> {
+    stat::fstat(fd).map(|st| file_info(&st))
+}
+
+/// `lstat` of a path (a symbolic link is described, not followed).
+pub(crate) fn path_info(path: &Path) -> nix::Result<FileInfo> {
+    stat::lstat(path).map(|st| file_info(&st))
+}
+
+/// Where Linux keeps POSIX shm objects: `/dev/shm/NAME` for the object
+/// `/NAME` (glibc's `shm_open` opens exactly that path).
+pub(crate) fn shm_path(name: &CStr) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(name.to_bytes());
+    Path::new("/dev/shm").join(Path::new(name).strip_prefix("/").unwrap_or(Path::new(name)))
+}
+
+/// This process's effective uid.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Allocates the first `len` bytes of `fd` (`posix_fallocate`), so that a
+/// mapping of them never faults for want of space: on tmpfs or a sparse
+/// file, `ftruncate` alone allocates nothing, and the first write past the
+/// free space would kill the process with `SIGBUS`. `ENOSPC` when the space
+/// is not there. File systems without `fallocate` (`EOPNOTSUPP`) are left
+/// as they are.
+pub(crate) fn allocate(fd: BorrowedFd<'_>, len: u64) -> nix::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| Errno::EFBIG)?;
+    match fcntl::posix_fallocate(fd, 0, len) {
+        Err(Errno::EOPNOTSUPP) => Ok(()),
+        other => other,
+    }
+}
+
+/// How an fd's `flock` is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileLock {
+    /// `LOCK_SH`, waiting if needed: held by every process attached to a
+    /// named region, for as long as it is attached.
+    Shared,
+    /// `LOCK_EX | LOCK_NB`: fails with `EWOULDBLOCK` while anyone holds it.
+    ExclusiveNow,
+}
+
+/// `flock`. The lock belongs to the open file description: the kernel
+/// drops it when the last fd of that description closes, e.g. at exit.
+pub(crate) fn flock(fd: BorrowedFd<'_>, how: FileLock) -> nix::Result<()> {
+    let op = match how {
+        FileLock::Shared => libc::LOCK_SH,
+        FileLock::ExclusiveNow => libc::LOCK_EX | libc::LOCK_NB,
+    };
+    loop {
+        // SAFETY: flock takes an fd and flags; `fd` is open for the call.
+        let rc = unsafe { libc::flock(fd.as_raw_fd(), op) };
+        match Errno::result(rc) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(drop),
+        }
+    }
 }
 
 /// `ftruncate`.
@@ -254,36 +357,70 @@ pub(crate) fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> nix::Result
 
 /// Receives one fd sent by [`send_fd`]. `ENODATA` when the message carried
 /// none, `ECONNRESET` when the peer closed the socket first.
+///
+/// The control buffer has room for the most fds one message can carry
+/// (`SCM_MAX_FD`, 253), and every fd the kernel installed is taken into an
+/// `OwnedFd` before anything else is looked at: a sender that packs several
+/// fds (or other control messages) into one message leaks none of them into
+/// this process; all but the first are closed.
 pub(crate) fn recv_fd(socket: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+    const MAX_FDS: usize = 253;
+    // u64s keep the buffer aligned for `cmsghdr`; 16 bytes of header plus
+    // the fds, rounded up, fit with room to spare.
+    let mut control = [0u64; (16 + MAX_FDS * 4) / 8 + 8];
     let mut body = [0u8; 1];
-    let mut cmsg_space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     loop {
-        let mut iov = [IoSliceMut::new(&mut body)];
-        let msg = match socket::recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg_space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-            Ok(msg) => msg,
+        let mut iov = libc::iovec {
+            iov_base: body.as_mut_ptr().cast(),
+            iov_len: body.len(),
         };
-        if msg.bytes == 0 {
-            return Err(Errno::ECONNRESET);
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `msg` points at `iov`, `body` and `control`, which live on
+        // this stack frame for the whole call, with their true lengths.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            }
         }
         let mut received = None;
-        for cmsg in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                for raw in fds {
+        // SAFETY: `msg` was filled by the kernel, which set `msg_controllen`
+        // to the bytes of control messages it wrote into `control`.
+        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        while !cmsg.is_null() {
+            // SAFETY: CMSG_FIRSTHDR/NXTHDR return null or a header that lies
+            // inside the part of `control` the kernel wrote.
+            let header = unsafe { std::ptr::read_unaligned(cmsg) };
+            if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+                // SAFETY: `cmsg` is a valid header (above); its data follows it.
+                let data = unsafe { libc::CMSG_DATA(cmsg) };
+                let header_len = data as usize - cmsg as usize;
+                let count = (header.cmsg_len as usize).saturating_sub(header_len)
+                    / std::mem::size_of::<libc::c_int>();
+                for i in 0..count {
+                    // SAFETY: the kernel wrote `count` ints after the header,
+                    // inside `control`; they may be unaligned.
+                    let raw =
+                        unsafe { std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i)) };
                     // SAFETY: the kernel just installed `raw` in our fd table
                     // for us; nothing else owns it.
                     let owned = unsafe { OwnedFd::from_raw_fd(raw) };
                     if received.is_none() {
                         received = Some(owned);
-                    } // extra fds are closed by dropping them
+                    } // the others close as `owned` drops
                 }
             }
+            // SAFETY: as for CMSG_FIRSTHDR; `cmsg` is a header inside `msg`.
+            cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+        }
+        if n == 0 {
+            return Err(Errno::ECONNRESET);
         }
         return received.ok_or(Errno::ENODATA);
     }
@@ -294,35 +431,419 @@ pub(crate) fn current_pid() -> u32 {
     nix::unistd::getpid().as_raw() as u32
 }
 
-/// Whether a process with this pid is alive (it may be a reused pid).
-///
-/// A zombie (exited, not yet reaped by its parent) is dead: it will never run
-/// again, yet `kill(pid, 0)` still succeeds on it, so `/proc` is asked too.
-pub(crate) fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // EPERM means it exists but belongs to someone else.
-    let exists = !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(Errno::ESRCH)
-    );
-    exists && !is_zombie(pid)
+/// What `/proc/PID/stat` says of a live or zombie process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    /// The state letter (`R`, `S`, `T`, `Z`, ...).
+    pub(crate) state: u8,
+    /// When it started, in clock ticks after boot (field 22).
+    pub(crate) start_time: u64,
 }
 
-/// Whether `/proc/PID/stat` says the process has exited (state `Z` or `X`).
-/// False when it cannot tell (no `/proc`).
-fn is_zombie(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
-        return false;
+/// Reads `/proc/PID/stat` into a stack buffer: no allocation, so it is safe
+/// in a child forked from a multi-threaded parent. `None` when there is no
+/// such process, or it cannot be read (no `/proc`, or `hidepid`).
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return None;
+    }
+    let path = ProcPath::new(pid, "stat");
+    // SAFETY: `path` is a NUL-terminated string on our stack.
+    let raw = unsafe { libc::open(path.as_c_str().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `open` just returned this fd to us; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut buf = [0u8; 1024];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match nix::unistd::read(&fd, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    parse_proc_stat(&buf[..filled])
+}
+
+/// `/proc/<number>/<tail>` (or `/proc/self/fd/<number>`), built on the
+/// stack: no allocation, for code that may run in a forked child.
+struct ProcPath {
+    bytes: [u8; 48],
+}
+
+impl ProcPath {
+    fn new(number: u32, tail: &str) -> ProcPath {
+        Self::build(b"/proc/", number, tail.as_bytes())
+    }
+
+    fn own_fd(fd: u32) -> ProcPath {
+        Self::build(b"/proc/self/fd/", fd, b"")
+    }
+
+    fn build(prefix: &[u8], number: u32, tail: &[u8]) -> ProcPath {
+        let mut bytes = [0u8; 48];
+        let mut digits = [0u8; 10];
+        let mut first = digits.len();
+        let mut n = number;
+        loop {
+            first -= 1;
+            digits[first] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut len = 0;
+        for part in [
+            prefix,
+            &digits[first..],
+            if tail.is_empty() { b"" } else { b"/" },
+            tail,
+        ] {
+            bytes[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        ProcPath { bytes }
+    }
+
+    fn as_c_str(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.bytes).expect("a zeroed tail ends the path")
+    }
+}
+
+/// Parses "PID (COMM) STATE PPID ... STARTTIME ...". COMM may hold spaces
+/// and ')' itself, so the fields are counted from the last ')'.
+fn parse_proc_stat(stat: &[u8]) -> Option<ProcStat> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let mut fields = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    let state = *fields.next()?.first()?;
+    // STATE is field 3; STARTTIME is field 22, 19 fields further on.
+    let start = fields.nth(18)?;
+    let start_time = std::str::from_utf8(start).ok()?.trim().parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+/// Inode of this process's pid namespace (`/proc/self/ns/pid`), or 0.
+pub(crate) fn pid_namespace() -> u64 {
+    stat::stat(c"/proc/self/ns/pid").map_or(0, |st| st.st_ino)
+}
+
+/// A participant's lock: a byte-range lock taken on an open file
+/// description of its own, released when the description's last fd closes
+/// (at the latest when the process dies). Dropped in the process that took
+/// it, it closes the fd; in a child made by `fork` it does nothing (the
+/// child's copy of the fd was closed at the fork, see
+/// `in_child`).
+#[derive(Debug)]
+pub(crate) struct HeldLock {
+    fd: RawFd,
+    pid: u32,
+    fork_slot: usize,
+}
+
+impl HeldLock {
+    /// Whether this is the process that took the lock.
+    pub(crate) fn in_this_process(&self) -> bool {
+        current_pid() == self.pid
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        if self.in_this_process() {
+            forget_in_forked_children(self.fork_slot);
+            // SAFETY: `fd` was opened by `hold_lock` for this lock alone and
+            // is closed once, here, in the process that opened it.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
+fn flock_at(kind: libc::c_short, offset: u64) -> nix::Result<libc::flock> {
+    // SAFETY: flock is plain data; all-zero is a valid value.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = libc::off_t::try_from(offset).map_err(|_| Errno::EINVAL)?;
+    lock.l_len = 1;
+    Ok(lock)
+}
+
+/// Takes a write lock on byte `offset` of the file behind `fd`, on a new open
+/// file description (`/proc/self/fd/N` reopened), without waiting: `EAGAIN`
+/// (or `EACCES`) while another description holds it.
+///
+/// The new fd is listed to be closed in forked children before the lock is
+/// taken, and no `fork` can happen between its opening and its listing (see
+/// [`ForkGate`]): a child never keeps a copy that would hold the lock after
+/// this process died.
+pub(crate) fn hold_lock(fd: RawFd, offset: u64) -> nix::Result<HeldLock> {
+    let number = u32::try_from(fd).map_err(|_| Errno::EBADF)?;
+    let path = ProcPath::own_fd(number);
+    let (owned, fork_slot) = {
+        let _no_fork = ForkGate::enter();
+        // SAFETY: `path` is a NUL-terminated string on our stack.
+        let own = unsafe { libc::open(path.as_c_str().as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if own < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: just opened, owned here until handed to `HeldLock`.
+        let owned = unsafe { OwnedFd::from_raw_fd(own) };
+        let slot = close_in_forked_children(own).ok_or(Errno::EMFILE)?;
+        (owned, slot)
     };
-    // "PID (COMM) STATE ...": COMM may itself hold ')' and spaces, so the
-    // state follows the last ')'.
-    let Some(close) = stat.iter().rposition(|&b| b == b')') else {
-        return false;
+    let unlisted = |e| {
+        forget_in_forked_children(fork_slot);
+        e
     };
-    matches!(stat.get(close + 2), Some(b'Z' | b'X'))
+    let lock = flock_at(libc::F_WRLCK as libc::c_short, offset).map_err(unlisted)?;
+    // SAFETY: F_OFD_SETLK reads one valid `flock`.
+    Errno::result(unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_OFD_SETLK, &lock) })
+        .map_err(unlisted)?;
+    Ok(HeldLock {
+        fd: std::os::fd::IntoRawFd::into_raw_fd(owned),
+        pid: current_pid(),
+        fork_slot,
+    })
+}
+
+/// Keeps `fork` out of the few instructions between opening a participant
+/// fd and listing it for closing in children. Registrations count
+/// themselves in; the `pthread_atfork` prepare handler raises `FORKING` and
+/// waits for the count to drain; the parent and child handlers lower it.
+/// (A Dekker pair: each side stores, then loads the other's word, both
+/// SeqCst, so they cannot both miss each other.)
+struct ForkGate;
+
+static FORKING: AtomicU32 = AtomicU32::new(0);
+static REGISTERING: AtomicU32 = AtomicU32::new(0);
+
+impl ForkGate {
+    fn enter() -> ForkGate {
+        install_fork_handlers();
+        loop {
+            // SeqCst: the registering half of the Dekker pair with
+            // `before_fork` (see the type's docs).
+            REGISTERING.fetch_add(1, Ordering::SeqCst);
+            if FORKING.load(Ordering::SeqCst) == 0 {
+                return ForkGate;
+            }
+            REGISTERING.fetch_sub(1, Ordering::SeqCst);
+            while FORKING.load(Ordering::Relaxed) != 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+impl Drop for ForkGate {
+    fn drop(&mut self) {
+        // Release: the listing is done before a fork may proceed.
+        REGISTERING.fetch_sub(1, Ordering::Release);
+    }
+}
+
+fn install_fork_handlers() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // SAFETY: the handlers only touch atomics, yield and close fds.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(in_child)) };
+    });
+}
+
+/// `pthread_atfork` prepare handler: waits until no registration is between
+/// opening and listing its fd.
+extern "C" fn before_fork() {
+    // SeqCst: the forking half of the Dekker pair with `ForkGate::enter`.
+    FORKING.store(1, Ordering::SeqCst);
+    while REGISTERING.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// `pthread_atfork` parent handler.
+extern "C" fn after_fork() {
+    // Release: nothing to publish beyond the flag itself.
+    FORKING.store(0, Ordering::Release);
+}
+
+/// `pthread_atfork` child handler: closes the listed fds, reopens the gate.
+extern "C" fn in_child() {
+    for slot in &FORK_CLOSED {
+        // Relaxed: the child is single-threaded here.
+        let fd = slot.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: the child's copy of a listed fd; its handle does not
+            // close it (it checks the pid), so this is the only close.
+            unsafe { libc::close(fd) };
+        }
+    }
+    // Relaxed: single-threaded child.
+    FORKING.store(0, Ordering::Relaxed);
+}
+
+/// Whether any open file description holds a lock on byte `offset` of the
+/// file behind `fd` (other than `fd`'s own description).
+pub(crate) fn lock_is_held(fd: RawFd, offset: u64) -> nix::Result<bool> {
+    let mut lock = flock_at(libc::F_WRLCK as libc::c_short, offset)?;
+    // SAFETY: F_OFD_GETLK reads and rewrites one valid `flock`.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut lock) })?;
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Fds that a child made by `fork` must not keep: participant locks, whose
+/// descriptions would otherwise outlive the parent in the child.
+const MAX_FORK_CLOSED: usize = 4096;
+static FORK_CLOSED: [AtomicI32; MAX_FORK_CLOSED] = [const { AtomicI32::new(-1) }; MAX_FORK_CLOSED];
+
+/// Lists `fd` to be closed in every child this process forks from now on
+/// (by the `pthread_atfork` child handler); its slot in the list, or `None`
+/// when [`MAX_FORK_CLOSED`] fds are listed already.
+fn close_in_forked_children(fd: RawFd) -> Option<usize> {
+    FORK_CLOSED.iter().position(|slot| {
+        // Relaxed: the list is read in a forked child, after `fork`, which
+        // orders everything this thread did before it.
+        slot.compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Takes a listed fd off the list (before closing it).
+fn forget_in_forked_children(slot: usize) {
+    // Relaxed: as in `close_in_forked_children`.
+    FORK_CLOSED[slot].store(-1, Ordering::Relaxed);
+}
+
+/// A signal's disposition, as `sigaction` reports it.
+pub(crate) type SignalAction = libc::sigaction;
+
+/// The current `SIGBUS` action.
+pub(crate) fn sigbus_action() -> nix::Result<SignalAction> {
+    // SAFETY: sigaction is plain data; all-zero is a valid value to overwrite.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `old`.
+    let rc = unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) };
+    Errno::result(rc).map(|_| old)
+}
+
+/// Installs `handler` for `SIGBUS` (`SA_SIGINFO | SA_ONSTACK`, so it runs on
+/// a thread's alternate stack where it has one).
+pub(crate) fn set_sigbus_handler(
+    handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void),
+) -> nix::Result<()> {
+    // SAFETY: as in `sigbus_action`.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `sa_mask` is a valid sigset to empty.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is a complete, valid action; the handler is
+    // async-signal-safe (see `sigbus`).
+    let rc = unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
+    Errno::result(rc).map(drop)
+}
+
+/// Puts `SIGBUS` back to its default action, so that a fault that returns
+/// from the handler and happens again kills the process as it would have
+/// without us.
+pub(crate) fn restore_default_sigbus() {
+    // SAFETY: as in `sigbus_action`.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: a valid default action; async-signal-safe.
+    unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
+}
+
+/// Hands a signal to the action that was installed before ours: calls its
+/// handler, or, for the default and ignore dispositions, restores the
+/// default so that the faulting access, restarted, takes it.
+///
+/// # Safety
+/// Called from a signal handler with the kernel's arguments, unchanged.
+pub(crate) unsafe fn pass_signal_on(
+    previous: &SignalAction,
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    match previous.sa_sigaction {
+        libc::SIG_DFL | libc::SIG_IGN => restore_default_sigbus(),
+        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
+            // SAFETY: an SA_SIGINFO handler has this signature; `handler`
+            // is the address sigaction reported for it.
+            let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(handler) };
+            handler(signal, info, context)
+        }
+        handler => {
+            // SAFETY: a plain handler takes the signal number only.
+            let handler: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+            handler(signal)
+        }
+    }
+}
+
+/// Replaces `len` bytes of mappings at `start` with private zero pages
+/// (`MAP_FIXED`), keeping every address valid. Async-signal-safe.
+///
+/// # Safety
+/// `start..start + len` is a mapping of this process that no Rust reference
+/// points into.
+pub(crate) unsafe fn map_zeroes_over(start: usize, len: usize) -> nix::Result<()> {
+    // SAFETY: the caller's range is ours to replace; MAP_FIXED over it
+    // swaps the pages atomically for every thread.
+    let ptr = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_fields_are_counted_from_the_last_parenthesis() {
+        let line = b"42 (a) b) c) T 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 100 10";
+        let stat = parse_proc_stat(line).unwrap();
+        assert_eq!(stat.state, b'T');
+        assert_eq!(stat.start_time, 987654);
+        assert_eq!(parse_proc_stat(b"42 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_process_reads_its_own_stat_and_a_missing_pid_has_none() {
+        let stat = proc_stat(current_pid()).expect("this machine has /proc");
+        assert!(matches!(stat.state, b'R' | b'S'), "{}", stat.state as char);
+        assert!(stat.start_time > 0);
+        assert_eq!(proc_stat(current_pid()), Some(stat));
+        assert_eq!(proc_stat(0), None);
+        assert_eq!(proc_stat(i32::MAX as u32), None);
+        assert_ne!(pid_namespace(), 0);
+    }
+
+    #[test]
+    fn huge_page_size_is_read_from_meminfo() {
+        let info = "MemTotal: 1 kB\nHugepagesize:    1048576 kB\nHugetlb: 0 kB\n";
+        assert_eq!(parse_huge_page_size(info), Some(1 << 30));
+        assert_eq!(parse_huge_page_size("Hugepagesize: 3 kB\n"), None);
+        assert_eq!(parse_huge_page_size("nothing"), None);
+        assert!(huge_page_size().is_power_of_two());
+    }
 }

@@ -315,9 +315,13 @@ fn a_hostile_process_scribbling_over_a_live_ring_causes_errors_not_crashes() {
                 10..=12 => (0x2147_534d << 32) | ((x >> 8) % 300), // "MSG!" with a length
                 _ => (0x2144_4150 << 32) | ((x >> 8) % 4096), // "PAD!" with a length
             };
-            if let Ok(word) = region.atomic_u64(offset) {
-                word.store(value, std::sync::atomic::Ordering::Relaxed);
-            }
+            // SAFETY: `offset` is 8-aligned and inside the data area;
+            // an atomic store may race with the ring's accesses.
+            let word = unsafe {
+                &*(region.data_ptr().as_ptr().add(offset as usize)
+                    as *const std::sync::atomic::AtomicU64)
+            };
+            word.store(value, std::sync::atomic::Ordering::Relaxed);
             std::hint::spin_loop();
         }
         0

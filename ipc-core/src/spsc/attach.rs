@@ -3,19 +3,22 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{
-    check_geometry, AttachError, Claimant, Consumer, Control, Producer, Ring, CONTROL_SIZE,
-};
-use crate::layout::{Kind, Layout, HEADER_SIZE};
+use super::{check_geometry, AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE};
+use crate::layout::{Kind, Layout};
+use crate::participants::{Identity, RegisterError};
 use crate::sync::Bytes;
-use crate::{sys, Error, Region};
+use crate::{Error, Region};
+
+/// Participant slots of an SPSC ring: the producer and the consumer, and
+/// room for dead ones not yet reaped and for attaches in flight.
+pub const PARTICIPANTS: u64 = 16;
 
 /// The layout of an SPSC ring of `capacity` bytes (a power of two) carrying
 /// messages of up to `max_message` bytes (at most [`super::max_message_for`]
 /// the capacity). Pass it to [`crate::RegionOptions::layout`].
 ///
-/// Memory footprint: `256 (header) + 512 (control) + capacity`, rounded up to
-/// the page size.
+/// Memory footprint: `256 (header) + 1024 (participant table) + 512
+/// (control) + capacity`, rounded up to the page size.
 pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
     check_geometry(capacity, max_message).map_err(|reason| Error::InvalidSize {
         requested: capacity,
@@ -24,50 +27,67 @@ pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
     Ok(Layout {
         kind: Kind::Spsc,
         total_size: 0,
-        data_offset: HEADER_SIZE,
+        data_offset: Layout::data_offset_after(PARTICIPANTS),
         data_size: CONTROL_SIZE + capacity,
         capacity,
         slot_size: max_message,
         type_tag: 0,
+        participants: PARTICIPANTS,
     })
 }
 
 fn ring_of(region: &Region) -> Result<Ring, Error> {
     let layout = region.layout();
     if layout.kind != Kind::Spsc {
-        return Err(Error::InvalidLayout {
-            reason: format!("region holds {:?}, not an SPSC ring", layout.kind),
+        return Err(Error::WrongKind {
+            expected: Kind::Spsc,
+            found: layout.kind,
         });
     }
-    // The layout was validated against the mapping when the region was made
-    // or attached (`Layout::validate`), so these offsets are in bounds.
-    let control = region.offset_ptr(layout.data_offset).cast::<Control>();
-    let buf: NonNull<u8> = region.offset_ptr(layout.data_offset + CONTROL_SIZE);
+    if region.is_poisoned() {
+        return Err(region.poisoned_error());
+    }
+    // SAFETY: the layout was validated against the mapping when the region
+    // was made or attached (`Layout::validate`, with
+    // `spsc::validate_layout`), so the control block lies inside it.
+    let control = unsafe { region.offset_ptr(layout.data_offset) }.cast::<Control>();
+    // SAFETY: likewise, the buffer follows the control block inside the
+    // mapping.
+    let buf: NonNull<u8> = unsafe { region.offset_ptr(layout.data_offset + CONTROL_SIZE) };
     // SAFETY: the buffer is `capacity` bytes inside the mapping, 128-aligned
     // (data_offset and CONTROL_SIZE are multiples of 128, the mapping is
     // page-aligned), and the handles keep the region alive through an `Arc`.
-    let bytes = unsafe { Bytes::new(buf, layout.capacity as usize) };
+    let bytes = unsafe { Bytes::new(buf, layout.capacity as usize, region.poison_flag()) };
+    let members = region.members().ok_or_else(|| Error::InvalidLayout {
+        reason: "an SPSC ring needs a participant table".into(),
+    })?;
     // SAFETY: `control` is the 128-aligned control block inside the mapping,
-    // zero-initialised by the creator, and the geometry passed validation.
-    Ok(unsafe { Ring::new(control, bytes, layout.slot_size) })
+    // zero-initialised by the creator, and the geometry passed validation;
+    // the members' table is in the same mapping.
+    Ok(unsafe { Ring::new(control, bytes, members, layout.slot_size) })
 }
 
-fn claimant() -> Claimant {
-    Claimant {
-        id: u64::from(sys::current_pid()),
-        alive: |id| u32::try_from(id).is_ok_and(sys::process_exists),
+fn attach_error(region: &Region, role: &'static str, e: AttachError) -> Error {
+    match e {
+        AttachError::Held(holder) => Error::AlreadyAttached {
+            role,
+            pid: region
+                .members()
+                .and_then(|members| members.pid_of(holder))
+                .unwrap_or(0),
+        },
+        AttachError::Corrupted(c) => Error::Corrupted(c),
+        AttachError::Register(e) => register_error(region, e),
     }
 }
 
-fn attach_error(role: &'static str, e: AttachError) -> Error {
+/// Why registering in a region's participant table failed, as an [`Error`].
+pub(crate) fn register_error(region: &Region, e: RegisterError) -> Error {
     match e {
-        AttachError::Held(pid) => Error::AlreadyAttached {
-            role,
-            pid: pid as u32,
+        RegisterError::Full => Error::TooManyParticipants {
+            slots: region.layout().participants,
         },
-        AttachError::Corrupted(c) => Error::InvalidLayout {
-            reason: c.to_string(),
-        },
+        RegisterError::Lock(errno) => Error::os("fcntl(F_OFD_SETLK)", errno),
     }
 }
 
@@ -77,7 +97,8 @@ impl Producer {
     /// holds it; a claim left by a dead process is taken over.
     pub fn attach(region: Arc<Region>) -> Result<Producer, Error> {
         let ring = ring_of(&region)?;
-        Producer::attach_ring(ring, region, claimant()).map_err(|e| attach_error("producer", e))
+        Producer::attach_ring(ring, region.clone(), Identity::of_this_process())
+            .map_err(|e| attach_error(&region, "producer", e))
     }
 }
 
@@ -85,7 +106,8 @@ impl Consumer {
     /// Claims the consumer role of the ring in `region`; see [`Producer::attach`].
     pub fn attach(region: Arc<Region>) -> Result<Consumer, Error> {
         let ring = ring_of(&region)?;
-        Consumer::attach_ring(ring, region, claimant()).map_err(|e| attach_error("consumer", e))
+        Consumer::attach_ring(ring, region.clone(), Identity::of_this_process())
+            .map_err(|e| attach_error(&region, "consumer", e))
     }
 }
 

@@ -13,25 +13,40 @@ use std::sync::Arc;
 use loom::thread;
 
 use super::*;
+use crate::participants::{loom_flags, Liveness, Slot, Table};
 use crate::sync::HeapBytes;
+
+/// Participant slots of the models' rings.
+const SLOTS: usize = 4;
 
 /// A ring's memory on the heap, standing in for a region.
 struct HeapRing {
     control: Box<Control>,
     bytes: HeapBytes,
+    slots: Box<[Slot]>,
+    locks: Box<[loom::sync::atomic::AtomicBool]>,
 }
 
 fn heap_ring(capacity: usize, max_message: u64) -> (Ring, Arc<HeapRing>) {
     let owner = Arc::new(HeapRing {
         control: Box::new(Control::new()),
         bytes: HeapBytes::new(capacity),
+        slots: (0..SLOTS).map(|_| Slot::new()).collect(),
+        locks: loom_flags(SLOTS),
     });
-    // SAFETY: the control block and bytes live in `owner`, which every handle
-    // keeps alive; the geometry is valid (asserted below).
+    // SAFETY: the slots live in `owner`, which every handle keeps alive.
+    let table = unsafe { Table::new(NonNull::from(&owner.slots[0]), SLOTS) };
+    let members = Members {
+        table,
+        liveness: Liveness::new(&owner.locks),
+    };
+    // SAFETY: the control block, bytes and table live in `owner`, which
+    // every handle keeps alive; the geometry is valid (asserted below).
     let ring = unsafe {
         Ring::new(
             NonNull::from(&*owner.control),
             owner.bytes.view(),
+            members,
             max_message,
         )
     };
@@ -39,17 +54,14 @@ fn heap_ring(capacity: usize, max_message: u64) -> (Ring, Arc<HeapRing>) {
     (ring, owner)
 }
 
-fn claimant(id: u64) -> Claimant {
-    Claimant {
-        id,
-        alive: |_| true,
-    }
+fn me() -> Identity {
+    Identity::default()
 }
 
 fn handles(capacity: usize, max_message: u64) -> (Producer, Consumer) {
     let (ring, owner) = heap_ring(capacity, max_message);
-    let producer = Producer::attach_ring(ring, owner.clone(), claimant(1)).unwrap();
-    let consumer = Consumer::attach_ring(ring, owner, claimant(2)).unwrap();
+    let producer = Producer::attach_ring(ring, owner.clone(), me()).unwrap();
+    let consumer = Consumer::attach_ring(ring, owner, me()).unwrap();
     (producer, consumer)
 }
 
@@ -168,15 +180,15 @@ fn full_and_empty() {
 fn one_producer_claim_wins() {
     loom::model(|| {
         let (ring, owner) = heap_ring(32, 8);
-        let spawn = |id| {
+        let spawn = || {
             let owner = owner.clone();
-            thread::spawn(move || Producer::attach_ring(ring, owner, claimant(id)).ok())
+            thread::spawn(move || Producer::attach_ring(ring, owner, me()).ok())
         };
-        let (a, b) = (spawn(1), spawn(2));
+        let (a, b) = (spawn(), spawn());
         let handles = [a.join().unwrap(), b.join().unwrap()];
         assert_eq!(handles.iter().filter(|h| h.is_some()).count(), 1);
         drop(handles);
-        assert!(Producer::attach_ring(ring, owner, claimant(3)).is_ok());
+        assert!(Producer::attach_ring(ring, owner, me()).is_ok());
     });
 }
 
@@ -187,21 +199,19 @@ fn one_producer_claim_wins() {
 fn producer_handover_keeps_order() {
     loom::model(|| {
         let (ring, owner) = heap_ring(64, 8);
-        let mut consumer = Consumer::attach_ring(ring, owner.clone(), claimant(9)).unwrap();
-        let mut first = Producer::attach_ring(ring, owner.clone(), claimant(1)).unwrap();
+        let mut consumer = Consumer::attach_ring(ring, owner.clone(), me()).unwrap();
+        let mut first = Producer::attach_ring(ring, owner.clone(), me()).unwrap();
         let a = thread::spawn(move || {
             first.try_send(b"first").unwrap();
             drop(first);
         });
-        let b = thread::spawn(
-            move || match Producer::attach_ring(ring, owner, claimant(2)) {
-                Ok(mut second) => {
-                    second.try_send(b"second").unwrap();
-                    true
-                }
-                Err(_) => false,
-            },
-        );
+        let b = thread::spawn(move || match Producer::attach_ring(ring, owner, me()) {
+            Ok(mut second) => {
+                second.try_send(b"second").unwrap();
+                true
+            }
+            Err(_) => false,
+        });
         a.join().unwrap();
         let second_sent = b.join().unwrap();
         assert_eq!(
@@ -218,5 +228,81 @@ fn producer_handover_keeps_order() {
             consumer.try_recv().map(|m| m.to_vec()),
             Err(RecvError::Empty)
         );
+    });
+}
+
+/// A consumer reads a message and dies without detaching (no destructor
+/// runs, only the "kernel" drops its lock); a new one takes its claim over
+/// once it is seen dead, and must start after what the dead one released:
+/// no message twice, none lost.
+#[test]
+fn takeover_from_a_dead_consumer() {
+    loom::model(|| {
+        let (ring, owner) = heap_ring(64, 8);
+        let mut producer = Producer::attach_ring(ring, owner.clone(), me()).unwrap();
+        producer.try_send(b"first").unwrap();
+        producer.try_send(b"second").unwrap();
+        let dying = Consumer::attach_ring(ring, owner.clone(), me()).unwrap();
+        let a = thread::spawn(move || {
+            let mut dying = dying;
+            assert_eq!(recv(&mut dying), b"first");
+            dying.die();
+        });
+        let b = thread::spawn(move || {
+            let mut next = loop {
+                match Consumer::attach_ring(ring, owner.clone(), me()) {
+                    Ok(consumer) => break consumer,
+                    Err(_) => thread::yield_now(),
+                }
+            };
+            assert_eq!(recv(&mut next), b"second");
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        drop(producer);
+    });
+}
+
+/// A participant registers while another dies holding a claim: the table
+/// never hands one slot to two live participants, the dead one's claim is
+/// taken over, and its slot is reaped for reuse.
+#[test]
+fn registration_racing_with_a_death() {
+    loom::model(|| {
+        let (ring, owner) = heap_ring(64, 8);
+        let doomed = Producer::attach_ring(ring, owner.clone(), me()).unwrap();
+        let doomed_index = doomed.member.token.index();
+        let a = thread::spawn(move || doomed.die());
+        let b = {
+            let owner = owner.clone();
+            thread::spawn(move || loop {
+                match Producer::attach_ring(ring, owner.clone(), me()) {
+                    Ok(producer) => break producer,
+                    Err(AttachError::Held(_)) => thread::yield_now(),
+                    Err(e) => panic!("{e:?}"),
+                }
+            })
+        };
+        a.join().unwrap();
+        let successor = b.join().unwrap();
+        let taken: Vec<usize> = ring
+            .members
+            .table
+            .entries(&ring.members.liveness)
+            .into_iter()
+            .filter(|entry| entry.alive)
+            .map(|entry| entry.index)
+            .collect();
+        assert_eq!(taken, [successor.member.token.index()]);
+        // The dead entry was reaped when its claim was taken over, unless
+        // the successor registered in that very slot after the death.
+        let dead_left = ring
+            .members
+            .table
+            .entries(&ring.members.liveness)
+            .iter()
+            .any(|entry| !entry.alive && entry.index == doomed_index);
+        assert!(!dead_left);
+        drop(successor);
     });
 }

@@ -61,12 +61,13 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::participants::{Identity, Member, Members, RegisterError, Role, Token};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
 
 #[cfg(not(loom))]
 mod attach;
 #[cfg(not(loom))]
-pub use attach::{channel, layout};
+pub use attach::{channel, layout, PARTICIPANTS};
 
 #[cfg(all(test, loom))]
 mod loom_models;
@@ -121,8 +122,11 @@ pub fn check_geometry(capacity: u64, max_message: u64) -> Result<(), &'static st
 #[cfg(not(loom))]
 pub(crate) fn validate_layout(layout: &crate::Layout) -> Result<(), &'static str> {
     check_geometry(layout.capacity, layout.slot_size)?;
-    if layout.data_offset != crate::layout::HEADER_SIZE {
-        return Err("an SPSC ring starts right after the header");
+    if layout.participants < 2 {
+        return Err("an SPSC ring needs participant slots for both sides");
+    }
+    if layout.data_offset != crate::Layout::data_offset_after(layout.participants) {
+        return Err("an SPSC ring starts right after the participant table");
     }
     if layout.data_size != CONTROL_SIZE + layout.capacity {
         return Err("an SPSC ring's data area is its control block plus its capacity");
@@ -169,13 +173,17 @@ impl Control {
     }
 }
 
-/// What a role is claimed with: its holder's id, and how to tell whether a
-/// holder is still alive (so a dead process's claim can be taken over).
-#[derive(Clone, Copy)]
-pub(crate) struct Claimant {
-    pub(crate) id: u64,
-    pub(crate) alive: fn(u64) -> bool,
-}
+/// How many times a claim retries when the claim word keeps changing under
+/// it, before it reports the role as held: a peer flipping the word cannot
+/// keep an attach spinning.
+const CLAIM_ATTEMPTS: u32 = 64;
+
+/// Most records a new producer follows from the last saved end to find
+/// where the records stop (about 16 M, tens of milliseconds): a corrupted
+/// ring of countless empty records cannot stall an attach. A ring with
+/// more unread records than this after its producer died can be attached
+/// once its consumer has read some. (Small in unit tests, to test it.)
+const MAX_RECORDS_TO_FIND_END: u64 = if cfg!(test) { 1 << 10 } else { 1 << 24 };
 
 /// The ring as one side sees it: where the memory is, and the geometry this
 /// process validated. Nothing here is re-read from shared memory.
@@ -183,6 +191,7 @@ pub(crate) struct Claimant {
 pub(crate) struct Ring {
     control: NonNull<Control>,
     buf: Bytes,
+    members: Members,
     capacity: u64,
     max_message: u64,
 }
@@ -194,14 +203,20 @@ unsafe impl Send for Ring {}
 
 impl Ring {
     /// # Safety
-    /// `control` points to a `Control` that, like `buf`, stays valid while
-    /// the ring is used; `buf.len()` is a valid capacity and `max_message`
-    /// passes [`check_geometry`] with it.
-    pub(crate) unsafe fn new(control: NonNull<Control>, buf: Bytes, max_message: u64) -> Ring {
+    /// `control` points to a `Control` that, like `buf` and the members'
+    /// table, stays valid while the ring is used; `buf.len()` is a valid
+    /// capacity and `max_message` passes [`check_geometry`] with it.
+    pub(crate) unsafe fn new(
+        control: NonNull<Control>,
+        buf: Bytes,
+        members: Members,
+        max_message: u64,
+    ) -> Ring {
         debug_assert!(check_geometry(buf.len() as u64, max_message).is_ok());
         Ring {
             control,
             buf,
+            members,
             capacity: buf.len() as u64,
             max_message,
         }
@@ -218,37 +233,69 @@ impl Ring {
         (position & (self.capacity - 1)) as usize
     }
 
-    /// Takes `word` for `claimant`, or says who holds it. A holder that is
-    /// no longer alive loses its claim.
-    fn claim(word: &AtomicU64, claimant: Claimant) -> Result<(), u64> {
-        let mut expected = 0;
-        loop {
-            // Acquire on success: pairs with the Release in `release`, so the
-            // previous holder's last position store is visible to us.
-            match word.compare_exchange(expected, claimant.id, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(()),
-                Err(0) => expected = 0,
-                Err(holder) if holder != claimant.id && !(claimant.alive)(holder) => {
-                    expected = holder
-                }
-                Err(holder) => return Err(holder),
+    /// Registers as a participant of `role`, claims `word` with its token,
+    /// then runs `setup`; on any failure the claim and the registration are
+    /// given back.
+    fn join_then<T>(
+        &self,
+        word: &AtomicU64,
+        role: Role,
+        identity: Identity,
+        setup: impl FnOnce() -> Result<T, Corruption>,
+    ) -> Result<(Member, T), AttachError> {
+        // Nothing but a claim word refers to an SPSC participant, and a claim
+        // left by a dead one is simply taken over: nothing to recover.
+        let member = self
+            .members
+            .join(role, identity, |_| {})
+            .map_err(AttachError::Register)?;
+        if let Err(holder) = self.claim(word, member.token, |t| self.members.is_alive(t)) {
+            self.members.table.leave(member);
+            return Err(AttachError::Held(holder));
+        }
+        match setup() {
+            Ok(value) => Ok((member, value)),
+            Err(corruption) => {
+                Ring::release(word, member.token);
+                self.members.table.leave(member);
+                Err(AttachError::Corrupted(corruption))
             }
         }
     }
 
-    /// Claims `word`, then runs `setup`; if setup finds the ring corrupted,
-    /// the claim is given back.
-    fn claim_then<T>(
+    /// Takes `word` for `token`, or says which token holds it. A holder that
+    /// is no longer alive (`is_alive`) loses its claim, and its entry is
+    /// reaped. Gives up (reporting the last holder seen) after
+    /// [`CLAIM_ATTEMPTS`] tries against a word that keeps changing.
+    fn claim(
+        &self,
         word: &AtomicU64,
-        claimant: Claimant,
-        setup: impl FnOnce() -> Result<T, Corruption>,
-    ) -> Result<T, AttachError> {
-        Ring::claim(word, claimant).map_err(AttachError::Held)?;
-        setup().map_err(|corruption| {
-            Ring::release(word, claimant.id);
-            AttachError::Corrupted(corruption)
-        })
+        token: Token,
+        is_alive: impl Fn(Token) -> bool,
+    ) -> Result<(), Token> {
+        let mut expected = 0;
+        for _ in 0..CLAIM_ATTEMPTS {
+            // AcqRel on success. Acquire: pairs with the Release in
+            // `release` (or, for a dead holder, with the Release stores it
+            // made while alive), so the previous holder's last position
+            // store is visible to us. Release: pairs with the Acquire of a
+            // rival's failed CAS below, so a rival that finds our token also
+            // finds our registration, and does not judge us dead from a
+            // stale table entry (loom's `one_producer_claim_wins` fails
+            // without it). Acquire on failure: that rival's side.
+            match word.compare_exchange(expected, token.0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if expected != 0 {
+                        self.members.reap(Token(expected));
+                    }
+                    return Ok(());
+                }
+                Err(0) => expected = 0,
+                Err(holder) if holder != token.0 && !is_alive(Token(holder)) => expected = holder,
+                Err(holder) => return Err(Token(holder)),
+            }
+        }
+        Err(Token(word.load(Ordering::Relaxed)))
     }
 
     /// Checks a `head` read at attach: 8-aligned, and far from overflowing.
@@ -259,10 +306,24 @@ impl Ring {
         Ok(head)
     }
 
-    fn release(word: &AtomicU64, id: u64) {
+    fn release(word: &AtomicU64, token: Token) {
         // Release: pairs with the Acquire in `claim` of the next holder.
         // A CAS, not a store: a claim taken over from us stays taken.
-        let _ = word.compare_exchange(id, 0, Ordering::Release, Ordering::Relaxed);
+        let _ = word.compare_exchange(token.0, 0, Ordering::Release, Ordering::Relaxed);
+    }
+
+    /// Gives up `member`'s claim on `word` and leaves the table: when a
+    /// handle drops, unless it is a copy in a child made by `fork`.
+    fn leave(&self, word: &AtomicU64, member: &Member) {
+        Ring::release(word, member.token);
+        self.members.table.free(member);
+    }
+
+    /// Whether `word`, found at buffer `offset`, is the padding record that
+    /// runs from there to the end of the buffer.
+    #[inline]
+    fn is_padding(&self, offset: usize, word: u64) -> bool {
+        word >> 32 == PAD_MARKER && word & 0xffff_ffff == self.capacity - offset as u64 - HEADER
     }
 
     /// Checks that `head..tail` can be the ring's contents.
@@ -323,6 +384,13 @@ impl Corruption {
     fn new(what: &'static str, value: u64) -> Self {
         Corruption { what, value }
     }
+
+    /// The ring's memory was lost: another process shrank the object
+    /// behind it (see [`crate::Region::is_poisoned`]).
+    pub(crate) const LOST: Corruption = Corruption {
+        what: "the region was shrunk by another process; its memory is lost",
+        value: 0,
+    };
 }
 
 impl fmt::Display for Corruption {
@@ -380,7 +448,7 @@ pub struct Producer {
     cached_head: u64,
     /// The commit word an open batch withholds: buffer offset and value.
     withheld: Option<(usize, u64)>,
-    id: u64,
+    member: Member,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -406,17 +474,18 @@ impl Producer {
     pub(crate) fn attach_ring(
         ring: Ring,
         owner: Arc<dyn Send + Sync>,
-        claimant: Claimant,
+        identity: Identity,
     ) -> Result<Producer, AttachError> {
-        let (head, tail) = Ring::claim_then(&ring.control().producer.0, claimant, || {
-            Self::find_end(ring)
-        })?;
+        let (member, (head, tail)) =
+            ring.join_then(&ring.control().producer.0, Role::Producer, identity, || {
+                Self::find_end(ring)
+            })?;
         Ok(Producer {
             ring,
             tail,
             cached_head: head,
             withheld: None,
-            id: claimant.id,
+            member,
             _owner: owner,
         })
     }
@@ -432,16 +501,20 @@ impl Producer {
         let hint = control.tail.0.load(Ordering::Relaxed);
         let mut tail = head.max(hint);
         ring.check_positions(head, tail)?;
-        loop {
+        for _ in 0..=MAX_RECORDS_TO_FIND_END {
             let offset = ring.offset(tail);
             // Acquire: pairs with the Release commit in `Producer::commit`
             // or `publish`, by whichever producer wrote the record.
-            let word = ring.buf.word(offset).load(Ordering::Acquire);
+            // SAFETY: `offset` is a masked, 8-aligned position (positions
+            // are checked aligned), below the capacity.
+            let word = unsafe { ring.buf.word(offset) }.load(Ordering::Acquire);
             if word == 0 {
                 return Ok((head, tail));
             }
             let step = match word >> 32 {
-                PAD_MARKER if offset != 0 => ring.capacity - offset as u64,
+                PAD_MARKER if offset != 0 && ring.is_padding(offset, word) => {
+                    ring.capacity - offset as u64
+                }
                 MSG_MARKER if word & 0xffff_ffff <= ring.max_message => {
                     record_size(word & 0xffff_ffff)
                 }
@@ -456,6 +529,22 @@ impl Producer {
             tail += step;
             ring.check_positions(head, tail)?;
         }
+        Err(Corruption::new(
+            "more records to follow than a new producer reads at attach",
+            MAX_RECORDS_TO_FIND_END,
+        ))
+    }
+
+    /// The process holding this handle dies: no destructor runs; only the
+    /// kernel drops its liveness lock. For tests and loom models.
+    #[cfg(test)]
+    pub(crate) fn die(self) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped or used again, so the member is
+        // moved out exactly once; the rest leaks, as a dead process's state
+        // stays in shared memory.
+        let member = unsafe { core::ptr::read(&this.member) };
+        member.hold.die();
     }
 
     /// Largest message this ring accepts, in bytes.
@@ -469,12 +558,24 @@ impl Producer {
     }
 
     /// Copies `msg` into the ring and publishes it.
+    ///
+    /// The copy is made word by word with atomic stores, so it is sound
+    /// whatever a peer does to the ring meanwhile (see the crate's threat
+    /// model); a [`Grant`] is the zero-copy alternative.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let mut grant = self.try_reserve(msg.len())?;
-        grant.copy_from_slice(msg);
-        grant.commit();
+        let reservation = self.reserve(msg.len())?;
+        self.write_payload(reservation, msg);
+        self.commit(reservation, false);
         Ok(())
+    }
+
+    #[inline(always)]
+    fn write_payload(&self, r: Reservation, msg: &[u8]) {
+        debug_assert_eq!(r.len, msg.len());
+        // SAFETY: the reservation's payload starts a word after its 8-aligned
+        // header and its padded length fits the record, inside the buffer.
+        unsafe { self.ring.buf.copy_in(r.start + WORD, msg) };
     }
 
     /// Reserves room for a `len`-byte message, to be written in place and
@@ -498,6 +599,9 @@ impl Producer {
     #[inline]
     fn reserve(&mut self, len: usize) -> Result<Reservation, SendError> {
         let ring = self.ring;
+        if ring.buf.is_poisoned() {
+            return Err(SendError::Corrupted(Corruption::LOST));
+        }
         if len as u64 > ring.max_message {
             return Err(SendError::TooLarge {
                 len,
@@ -555,28 +659,39 @@ impl Producer {
         let end = self.tail + r.pad + r.record;
         // Relaxed: the header of the next record, zeroed so the end of the
         // records reads 0; the Release commit below orders it first.
-        ring.buf.word(ring.offset(end)).store(0, Ordering::Relaxed);
+        // SAFETY: a masked, 8-aligned position is a word inside the buffer.
+        unsafe { ring.buf.word(ring.offset(end)) }.store(0, Ordering::Relaxed);
         let message = MSG_MARKER << 32 | r.len as u64;
         let commit = if r.pad == 0 {
             (r.start, message)
         } else {
             // Relaxed: reachable only through the padding record, whose
             // commit below publishes it.
-            ring.buf.word(r.start).store(message, Ordering::Relaxed);
+            // SAFETY: `r.start` is 0 here, the first word of the buffer.
+            unsafe { ring.buf.word(r.start) }.store(message, Ordering::Relaxed);
             (ring.offset(self.tail), PAD_MARKER << 32 | (r.pad - HEADER))
         };
         self.tail = end;
         if self.withheld.is_some() {
             // Relaxed: reachable only through the withheld first commit of
             // the batch, which `publish` stores with Release.
-            ring.buf.word(commit.0).store(commit.1, Ordering::Relaxed);
+            // SAFETY: `commit.0` is a record header's offset: 8-aligned,
+            // inside the buffer (from `reserve`).
+            unsafe { ring.buf.word(commit.0) }.store(commit.1, Ordering::Relaxed);
+            if !defer {
+                // A commit outside any batch while one is withheld: the
+                // batch was forgotten (`mem::forget`) instead of dropped.
+                // Publish, or this and every later message stays invisible.
+                self.publish();
+            }
         } else if defer {
             self.withheld = Some(commit);
         } else {
             // Release: pairs with the Acquire load of the header in
             // `Consumer::next`: payload and the next header's 0 are written
             // before the consumer can see the record.
-            ring.buf.word(commit.0).store(commit.1, Ordering::Release);
+            // SAFETY: as above.
+            unsafe { ring.buf.word(commit.0) }.store(commit.1, Ordering::Release);
         }
     }
 
@@ -586,13 +701,20 @@ impl Producer {
         if let Some((offset, header)) = self.withheld.take() {
             // Release: pairs with the Acquire load of the header in
             // `Consumer::next`, for every record of the batch.
-            self.ring.buf.word(offset).store(header, Ordering::Release);
+            // SAFETY: a withheld commit is a record header's offset, as in
+            // `commit`.
+            unsafe { self.ring.buf.word(offset) }.store(header, Ordering::Release);
         }
     }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
+        // A copy of the handle in a child made by `fork` is not the
+        // producer: the parent still writes records and holds the claim.
+        if !self.member.hold.in_this_process() {
+            return;
+        }
         self.publish();
         // Relaxed: the claim's Release in `Ring::release` orders it for the
         // next producer, which reads it after its claim's Acquire.
@@ -601,7 +723,8 @@ impl Drop for Producer {
             .tail
             .0
             .store(self.tail, Ordering::Relaxed);
-        Ring::release(&self.ring.control().producer.0, self.id);
+        self.ring
+            .leave(&self.ring.control().producer.0, &self.member);
     }
 }
 
@@ -617,7 +740,19 @@ impl fmt::Debug for Producer {
 
 /// Room for one message, written in place through `Deref<Target = [u8]>`.
 ///
-/// [`commit`](Grant::commit) makes it visible; dropping it abandons it.
+/// [`commit`](Grant::commit) makes it visible; dropping it abandons it. The
+/// zero-copy view trusts the consumer to follow the protocol (not to write
+/// into space it has not been given); [`Producer::try_send`] trusts nothing.
+///
+/// A grant that is never used is a mistake the compiler points out:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn f(producer: &mut ipc_core::spsc::Producer) {
+/// producer.try_reserve(8).unwrap(); // dropped at once: nothing is sent
+/// # }
+/// ```
+#[must_use = "dropping a grant abandons the message; call `commit`"]
 pub struct Grant<'a> {
     producer: &'a mut Producer,
     reservation: Reservation,
@@ -641,7 +776,8 @@ impl Deref for Grant<'_> {
         let r = self.reservation;
         // SAFETY: the payload lies inside the buffer (`start + record <=
         // capacity`), is reserved for this grant, and no other party reads or
-        // writes it until commit publishes it.
+        // writes it until commit publishes it, as long as the consumer
+        // follows the protocol (which this zero-copy view trusts).
         unsafe { core::slice::from_raw_parts(self.producer.ring.buf.at(r.start + WORD), r.len) }
     }
 }
@@ -679,17 +815,26 @@ impl fmt::Debug for Grant<'_> {
 /// assert_eq!(consumer.drain(usize::MAX, |_| {})?, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn f(producer: &mut ipc_core::spsc::Producer) {
+/// producer.batch(); // a batch nobody sends through
+/// # }
+/// ```
+#[must_use = "a batch publishes its messages when dropped"]
 pub struct Batch<'a> {
     producer: &'a mut Producer,
 }
 
 impl Batch<'_> {
-    /// Copies `msg` into the ring; visible when the batch is published.
+    /// Copies `msg` into the ring, as [`Producer::try_send`] does; visible
+    /// when the batch is published.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let mut grant = self.try_reserve(msg.len())?;
-        grant.copy_from_slice(msg);
-        grant.commit();
+        let reservation = self.producer.reserve(msg.len())?;
+        self.producer.write_payload(reservation, msg);
+        self.producer.commit(reservation, true);
         Ok(())
     }
 
@@ -744,7 +889,7 @@ pub struct Consumer {
     ring: Ring,
     /// End of the records released here; what the shared `head` holds.
     head: u64,
-    id: u64,
+    member: Member,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -765,19 +910,35 @@ impl Consumer {
     pub(crate) fn attach_ring(
         ring: Ring,
         owner: Arc<dyn Send + Sync>,
-        claimant: Claimant,
+        identity: Identity,
     ) -> Result<Consumer, AttachError> {
         let control = ring.control();
-        let head = Ring::claim_then(&control.consumer.0, claimant, || {
-            // Relaxed: only consumers write `head`; the claim ordered the last one.
-            Ring::check_head(control.head.0.load(Ordering::Relaxed))
-        })?;
+        let (member, head) =
+            ring.join_then(&control.consumer.0, Role::Consumer, identity, || {
+                // Acquire: pairs with the Release store of `head` in
+                // `Consumer::release` by the last consumer. A clean detach's
+                // claim release would order it too, but a consumer that died
+                // released nothing.
+                Ring::check_head(control.head.0.load(Ordering::Acquire))
+            })?;
         Ok(Consumer {
             ring,
             head,
-            id: claimant.id,
+            member,
             _owner: owner,
         })
+    }
+
+    /// The process holding this handle dies: no destructor runs; only the
+    /// kernel drops its liveness lock. For tests and loom models.
+    #[cfg(test)]
+    pub(crate) fn die(self) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped or used again, so the member is
+        // moved out exactly once; the rest leaks, as a dead process's state
+        // stays in shared memory.
+        let member = unsafe { core::ptr::read(&this.member) };
+        member.hold.die();
     }
 
     /// Largest message this ring carries, in bytes.
@@ -804,19 +965,29 @@ impl Consumer {
     /// Copies the next message into `buf` and releases it; returns its length.
     /// A message longer than `buf` stays in the ring
     /// ([`RecvError::BufferTooSmall`]).
+    ///
+    /// This is the receive path that trusts nothing: the copy is made word
+    /// by word with atomic loads, so it is sound whatever a peer writes
+    /// meanwhile, and the bytes in `buf` are private to the caller: they
+    /// cannot change after this returns. (A hostile producer can still send
+    /// any bytes it likes: validate them as you would any input.)
     #[inline]
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         let record = self.next(self.head)?;
         if record.len > buf.len() {
             return Err(RecvError::BufferTooSmall { needed: record.len });
         }
-        buf[..record.len].copy_from_slice(self.payload(record));
+        // SAFETY: `next` checked the record: its payload starts 8-aligned
+        // and its padded length lies inside the buffer.
+        unsafe { self.ring.buf.copy_out(record.start, &mut buf[..record.len]) };
         self.release(record.end);
         Ok(record.len)
     }
 
     /// Hands up to `max` messages to `f` in order and releases their space
-    /// with one store; returns how many there were (0 when empty).
+    /// with one store; returns how many there were (0 when empty). Like a
+    /// [`ReadGuard`], the slices `f` sees are zero-copy views that trust the
+    /// producer to follow the protocol.
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
         let mut position = self.head;
         let mut count = 0;
@@ -842,9 +1013,10 @@ impl Consumer {
     #[inline(always)]
     fn payload(&self, record: Record) -> &[u8] {
         // SAFETY: `next` checked that the payload lies inside the buffer, in
-        // a committed record that we have not released, which the producer
-        // does not write until we do; `&self` ties the slice to the consumer
-        // so no release can happen while it lives.
+        // a committed record that we have not released, which a producer
+        // that follows the protocol (as this zero-copy view trusts it to)
+        // does not write until we do; `&self` ties the slice to the
+        // consumer so no release can happen while it lives.
         unsafe { core::slice::from_raw_parts(self.ring.buf.at(record.start), record.len) }
     }
 
@@ -858,20 +1030,26 @@ impl Consumer {
         // Acquire: pairs with the Release commit in `Producer::commit` or
         // `Producer::publish`: the record (and every record a batch or a
         // padding record publishes with it) is written before we see it.
-        let mut word = ring.buf.word(offset).load(Ordering::Acquire);
+        // SAFETY: `offset` is a masked, 8-aligned position inside the buffer.
+        let mut word = unsafe { ring.buf.word(offset) }.load(Ordering::Acquire);
         if word == 0 {
+            // Lost memory reads as zeroes: as an empty ring, forever.
+            if ring.buf.is_poisoned() {
+                return corrupted(Corruption::LOST.what, 0);
+            }
             return Err(RecvError::Empty);
         }
         let mut position = position;
         if word >> 32 == PAD_MARKER {
             let pad = ring.capacity - offset as u64;
-            if offset == 0 || word & 0xffff_ffff != pad - HEADER {
+            if offset == 0 || !ring.is_padding(offset, word) {
                 return corrupted("bad padding record", word);
             }
             position += pad;
             offset = 0;
             // Relaxed: published by the padding record's commit, acquired above.
-            word = ring.buf.word(0).load(Ordering::Relaxed);
+            // SAFETY: offset 0 is the buffer's first word.
+            word = unsafe { ring.buf.word(0) }.load(Ordering::Relaxed);
         }
         if word >> 32 != MSG_MARKER {
             return corrupted("bad record marker", word);
@@ -913,7 +1091,11 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        Ring::release(&self.ring.control().consumer.0, self.id);
+        // In a child made by `fork`, the parent still holds the role.
+        if self.member.hold.in_this_process() {
+            self.ring
+                .leave(&self.ring.control().consumer.0, &self.member);
+        }
     }
 }
 
@@ -928,6 +1110,20 @@ impl fmt::Debug for Consumer {
 }
 
 /// A message read in place. Its space goes back to the producer on drop.
+///
+/// The `&[u8]` it derefs to lies in shared memory: it is sound, and its
+/// bytes stay put while the guard lives, only if the producer follows the
+/// protocol (never writes a record it has committed until it is released).
+/// A buggy or hostile producer can change them under the borrow; use
+/// [`Consumer::recv_into`] for a private copy that trusts nothing.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn f(consumer: &mut ipc_core::spsc::Consumer) {
+/// consumer.try_recv().unwrap(); // read and released unseen
+/// # }
+/// ```
+#[must_use = "the message is released as soon as the guard is dropped"]
 pub struct ReadGuard<'a> {
     consumer: &'a mut Consumer,
     record: Record,
@@ -961,8 +1157,10 @@ impl fmt::Debug for ReadGuard<'_> {
 #[derive(Debug)]
 #[cfg_attr(loom, allow(dead_code))] // loom models only look at is_ok
 pub(crate) enum AttachError {
-    /// Held by this live id.
-    Held(u64),
+    /// Held by the participant with this token.
+    Held(Token),
     /// The positions in shared memory are impossible.
     Corrupted(Corruption),
+    /// Registering in the participant table failed.
+    Register(RegisterError),
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
+use crate::participants::Token;
 use crate::{Error, Region, RegionOptions};
 
 fn ring(capacity: u64, max_message: u64) -> (Arc<Region>, Producer, Consumer) {
@@ -29,8 +30,13 @@ const HEAD: u64 = 128;
 const PRODUCER: u64 = 256;
 const BUFFER: u64 = CONTROL_SIZE;
 
+/// A word of the ring's shared memory, for tests that corrupt it.
+/// (`Region::atomic_u64` refuses ring regions.)
 fn word(region: &Region, offset: u64) -> &AtomicU64 {
-    region.atomic_u64(offset).unwrap()
+    assert!(offset % 8 == 0 && offset + 8 <= region.data_len());
+    // SAFETY: inside the data area, 8-aligned; an atomic may alias memory
+    // the ring handles access.
+    unsafe { &*(region.data_ptr().as_ptr().add(offset as usize) as *const AtomicU64) }
 }
 
 #[test]
@@ -237,7 +243,10 @@ fn a_raw_region_is_not_a_ring() {
     let region = Arc::new(RegionOptions::new().size(4096).create_anonymous().unwrap());
     assert!(matches!(
         Producer::attach(region),
-        Err(Error::InvalidLayout { .. })
+        Err(Error::WrongKind {
+            expected: crate::Kind::Spsc,
+            found: crate::Kind::Raw
+        })
     ));
 }
 
@@ -260,10 +269,7 @@ fn a_new_producer_validates_the_tail_it_is_handed() {
     for bad in [257 * 8, 4, u64::MAX, 1 << 63] {
         word(&region, TAIL).store(bad, Ordering::Relaxed);
         assert!(
-            matches!(
-                Producer::attach(region.clone()),
-                Err(Error::InvalidLayout { .. })
-            ),
+            matches!(Producer::attach(region.clone()), Err(Error::Corrupted(_))),
             "{bad}"
         );
     }
@@ -285,19 +291,18 @@ fn a_new_producer_refuses_impossible_records_after_the_tail() {
     let (region, p, _c) = ring(256, 64);
     drop(p);
     for (at, bad) in [
-        (0, PAD_MARKER << 32 | 248),  // padding at offset 0
-        (0, MSG_MARKER << 32 | 65),   // longer than the maximum
-        (0, 0x1234_5678 << 32),       // no such marker
-        (240, MSG_MARKER << 32 | 16), // crosses the end
+        (0, PAD_MARKER << 32 | 248),   // padding at offset 0
+        (0, MSG_MARKER << 32 | 65),    // longer than the maximum
+        (0, 0x1234_5678 << 32),        // no such marker
+        (240, MSG_MARKER << 32 | 16),  // crosses the end
+        (128, PAD_MARKER << 32 | 64),  // padding shorter than the rest of the buffer
+        (128, PAD_MARKER << 32 | 200), // padding longer than the rest of the buffer
     ] {
         word(&region, TAIL).store(at, Ordering::Relaxed);
         word(&region, HEAD).store(at, Ordering::Relaxed);
         word(&region, BUFFER + at).store(bad, Ordering::Relaxed);
         assert!(
-            matches!(
-                Producer::attach(region.clone()),
-                Err(Error::InvalidLayout { .. })
-            ),
+            matches!(Producer::attach(region.clone()), Err(Error::Corrupted(_))),
             "{bad:#x} at {at}"
         );
         word(&region, BUFFER + at).store(0, Ordering::Relaxed);
@@ -399,12 +404,12 @@ fn attaching_to_impossible_positions_fails() {
     word(&region, HEAD).store(1 << 63, Ordering::Relaxed);
     assert!(matches!(
         Producer::attach(region.clone()),
-        Err(Error::InvalidLayout { .. })
+        Err(Error::Corrupted(_))
     ));
     word(&region, HEAD).store(3, Ordering::Relaxed);
     assert!(matches!(
         Consumer::attach(region.clone()),
-        Err(Error::InvalidLayout { .. })
+        Err(Error::Corrupted(_))
     ));
     word(&region, HEAD).store(0, Ordering::Relaxed);
     channel(region).expect("claims were released after the failed attaches");
@@ -564,4 +569,115 @@ proptest! {
         c.drain(usize::MAX, |m| rest.push(m.to_vec())).unwrap();
         prop_assert_eq!(rest, Vec::from(model));
     }
+}
+
+#[test]
+fn a_new_producer_walks_a_bounded_number_of_records() {
+    // A ring of empty records, more than a new producer follows at attach
+    // (the bound is small under `cfg(test)`).
+    let capacity = (MAX_RECORDS_TO_FIND_END * 4 * HEADER).next_power_of_two();
+    let (region, p, _c) = ring(capacity, 64);
+    drop(p);
+    for record in 0..MAX_RECORDS_TO_FIND_END + 1 {
+        word(&region, BUFFER + record * HEADER).store(MSG_MARKER << 32, Ordering::Relaxed);
+    }
+    word(&region, TAIL).store(0, Ordering::Relaxed);
+    let e = Producer::attach(region.clone()).unwrap_err();
+    assert!(
+        matches!(e, Error::Corrupted(Corruption { value, .. }) if value == MAX_RECORDS_TO_FIND_END),
+        "{e}"
+    );
+    // One record fewer is walked to its end.
+    word(&region, BUFFER + MAX_RECORDS_TO_FIND_END * HEADER).store(0, Ordering::Relaxed);
+    let mut p = Producer::attach(region).unwrap();
+    p.try_send(b"after them").unwrap();
+}
+
+#[test]
+fn a_forgotten_batch_does_not_hide_later_messages() {
+    let (_r, mut p, mut c) = ring(1024, 64);
+    let mut batch = p.batch();
+    batch.try_send(b"in the batch").unwrap();
+    std::mem::forget(batch);
+    p.try_send(b"after it").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"in the batch");
+    assert_eq!(recv_vec(&mut c).unwrap(), b"after it");
+    let mut grant = p.try_reserve(5).unwrap();
+    grant.copy_from_slice(b"grant");
+    grant.commit();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"grant");
+}
+
+#[test]
+fn a_claim_word_that_keeps_changing_is_reported_not_spun_on() {
+    // Every holder the claim finds is dead, and the word changes to another
+    // dead holder each time it looks, as a hostile peer could make it: the
+    // claim gives up instead of spinning.
+    let (_region, p, _c) = ring(1024, 64);
+    let word = AtomicU64::new(7 << 16);
+    let looks = std::cell::Cell::new(0u32);
+    let replaced_and_dead = |holder: Token| {
+        looks.set(looks.get() + 1);
+        word.store(holder.0 + (1 << 16), Ordering::Relaxed);
+        false
+    };
+    let ring = p.ring;
+    assert!(ring
+        .claim(&word, Token(1 << 40), replaced_and_dead)
+        .is_err());
+    assert_eq!(looks.get(), CLAIM_ATTEMPTS);
+}
+
+#[test]
+fn a_claim_naming_a_stale_or_impossible_participant_is_taken_over() {
+    let (region, p, _c) = ring(1024, 64);
+    let token = p.member.token;
+    drop(p);
+    // The same slot, an earlier registration (another generation): however
+    // alive whoever now uses the slot is, that claim is dead.
+    for stale in [
+        token.0 ^ (1 << 16),
+        token.0 + (7 << 16),
+        0xffff,   // an index past the table
+        u64::MAX, // likewise, with any generation
+    ] {
+        word(&region, PRODUCER).store(stale, Ordering::Relaxed);
+        let producer = Producer::attach(region.clone()).expect("a stale claim is dead");
+        // A live claim is kept: a second handle is refused, naming us.
+        assert!(matches!(
+            Producer::attach(region.clone()),
+            Err(Error::AlreadyAttached { role: "producer", pid }) if pid == std::process::id()
+        ));
+        drop(producer);
+    }
+}
+
+#[test]
+fn a_dead_producers_role_is_taken_over_and_its_entry_reaped() {
+    let (region, p, mut c) = ring(1024, 64);
+    let mut p = p;
+    p.try_send(b"last words").unwrap();
+    let dead = p.member.token;
+    p.die();
+    assert_eq!(region.participants().iter().filter(|e| !e.alive).count(), 1);
+    let mut next = Producer::attach(region.clone()).expect("a dead producer's role is free");
+    assert!(region.participants().iter().all(|e| e.alive));
+    assert_ne!(next.member.token, dead);
+    next.try_send(b"next").unwrap();
+    assert_eq!(recv_vec(&mut c).unwrap(), b"last words");
+    assert_eq!(recv_vec(&mut c).unwrap(), b"next");
+}
+
+#[test]
+fn a_new_consumer_resumes_where_a_dead_one_stopped() {
+    let (region, mut p, c) = ring(1024, 64);
+    let mut c = c;
+    for msg in [b"one", b"two", b"six"] {
+        p.try_send(msg).unwrap();
+    }
+    assert_eq!(recv_vec(&mut c).unwrap(), b"one");
+    c.die();
+    let mut next = Consumer::attach(region).expect("a dead consumer's role is free");
+    assert_eq!(recv_vec(&mut next).unwrap(), b"two");
+    assert_eq!(recv_vec(&mut next).unwrap(), b"six");
 }

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipc_core::region::DEFAULT_INIT_TIMEOUT;
 use ipc_core::wait::Backoff;
 use ipc_core::{spsc, RegionOptions};
 use ipc_examples::cli::{self, parse_num, Size};
@@ -151,9 +150,9 @@ fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         // A consumer killed before it could remove its name leaves it
         // behind; take the name over only if its creator is gone.
         Err(e @ ipc_core::Error::AlreadyExists { .. }) => {
-            // A name whose header is still unpublished after the default
-            // init timeout also counts as stale (its creator died mid-way).
-            match ipc_core::remove_stale_shm(&config.name, DEFAULT_INIT_TIMEOUT) {
+            // Stale means nobody has it attached any more (a consumer that
+            // died mid-creation counts), whatever pids were reused.
+            match ipc_core::remove_stale_shm(&config.name) {
                 Ok(true) => {
                     eprintln!(
                         "consumer: removed stale {} left by a dead consumer",

@@ -14,17 +14,26 @@
 //! - `shm-reply <name> <expect> <reply>`: the same over a named shm object.
 //! - `shm-create <name> <contents>`: create a persistent shm object holding
 //!   `contents`, print `OK <pid>` and exit (leaving the name behind).
+//! - `shm-abandon <name> <contents>`: create a shm object (not persistent)
+//!   holding `contents`, print `OK <pid>` and exit without dropping it, as a
+//!   crashed creator would (leaving the name behind).
 //! - `file-create <path> <contents>`: create a file region holding `contents`.
 //! - `create-umask <umask> <mode|default> <shm|file> <name-or-path>`: set the
 //!   umask, create a persistent shm object or a file region with the mode.
-//! - `open-unprivileged <shm|file> <name-or-path>`: drop to uid/gid 65534
-//!   (if root), then open.
+//! - `open-unprivileged <shm|file> <name-or-path> [trust]`: drop to uid/gid
+//!   65534 (if root), then open, trusting another user's object if asked.
 //! - `mlock-limited <limit> <size> [<shm|file> <name-or-path> [persist]]`:
 //!   set `RLIMIT_MEMLOCK` to `limit` bytes, drop privileges (so
 //!   `CAP_IPC_LOCK` no longer bypasses it), create a locked region of `size`
 //!   bytes (anonymous unless a backing is given).
 //! - `nofile-limited <memfd|shm> <name>`: set `RLIMIT_NOFILE` to 3, so no new
 //!   fd can be opened, then create a memfd or shm region.
+//! - `create-sized <shm|file> <name-or-path> <bytes>`: create a raw region of
+//!   `bytes` bytes (e.g. in a tmpfs too small for it), print `OK <len>`.
+//! - `shrink <shm|file> <name-or-path>`: a hostile peer: open the object
+//!   without this library and truncate it to 0 bytes.
+//! - `receive-fds <socket-fd>`: count this process's open fds, receive a
+//!   region with `receive_fd`, drop it, count again: `OK <before> <after>`.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, FromRawFd, RawFd};
@@ -55,6 +64,14 @@ fn main() {
                 Ok(std::process::id().to_string())
             }));
         }
+        ["shm-abandon", name, contents] => {
+            let region = RegionOptions::new().size(8192).create_shm(name);
+            report(region.and_then(|r| {
+                r.write_at(0, contents.as_bytes())?;
+                std::mem::forget(r);
+                Ok(std::process::id().to_string())
+            }));
+        }
         ["file-create", path, contents] => {
             let region = RegionOptions::new().size(8192).create_file(path);
             report(region.and_then(|r| {
@@ -72,9 +89,10 @@ fn main() {
             }
             report(create(&options, kind, name).map(|_| String::new()));
         }
-        ["open-unprivileged", kind, name] => {
+        ["open-unprivileged", kind, name, rest @ ..] => {
             drop_privileges();
-            report(open(&RegionOptions::new(), kind, name).map(|_| String::new()));
+            let options = RegionOptions::new().trust_foreign(rest == ["trust"]);
+            report(open(&options, kind, name).map(|_| String::new()));
         }
         ["mlock-limited", limit, size, rest @ ..] => {
             set_limit(libc::RLIMIT_MEMLOCK, parse(limit));
@@ -96,6 +114,31 @@ fn main() {
                 _ => options.create_shm(name),
             };
             report(region.map(|_| String::new()));
+        }
+        ["create-sized", kind, name, bytes] => {
+            let options = RegionOptions::new().size(parse(bytes));
+            report(create(&options, kind, name).map(|r| r.len().to_string()));
+        }
+        ["shrink", kind, name] => {
+            let path = match *kind {
+                "shm" => format!("/dev/shm/{}", name.trim_start_matches('/')),
+                _ => name.to_string(),
+            };
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| fail(&format!("opening {path}: {e}")));
+            file.set_len(0)
+                .unwrap_or_else(|e| fail(&format!("truncating {path}: {e}")));
+            println!("OK");
+        }
+        ["receive-fds", fd] => {
+            // SAFETY: as in `memfd_reply`.
+            let socket = unsafe { UnixStream::from_raw_fd(parse(fd)) };
+            let before = open_fds();
+            let region = RegionOptions::new().receive_fd(&socket);
+            drop(region);
+            report(Ok(format!("{before} {}", open_fds())));
         }
         _ => fail(&format!("unknown arguments {args:?}")),
     }
@@ -205,6 +248,13 @@ fn variant(e: &Error) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// How many fds this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap_or_else(|e| fail(&format!("/proc/self/fd: {e}")))
+        .count()
 }
 
 fn parse<T: std::str::FromStr>(text: &str) -> T {

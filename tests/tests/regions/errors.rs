@@ -63,15 +63,15 @@ fn error_permission_denied() {
         &[path.to_str().unwrap()],
     );
 
-    // The same peer may open an object whose mode lets it: the denial above
-    // was the mode's doing.
+    // The same peer may open an object whose mode lets it, once it trusts
+    // another user's object: the denial above was the mode's doing.
     let open = ShmName::new("denied-open");
     let _open = RegionOptions::new()
         .size(4096)
         .mode(0o666)
         .create_shm(&open)
         .unwrap();
-    let (_, report) = run_peer(&["open-unprivileged", "shm", &open]);
+    let (_, report) = run_peer(&["open-unprivileged", "shm", &open, "trust"]);
     ok_details(&report);
 }
 
@@ -323,12 +323,20 @@ fn error_os() {
     assert_mentions(&e, &["open failed"]);
     assert!(std::error::Error::source(&e).is_some());
 
-    // An anonymous region has no fd to send.
+    // Sending to a peer that is gone.
     let region = RegionOptions::new().size(4096).create_anonymous().unwrap();
+    let (closed, gone) = UnixStream::pair().unwrap();
+    drop(gone);
+    let e = region.send_fd(&closed).unwrap_err();
+    match &e {
+        Error::Os { call, source } => {
+            assert_eq!(*call, "sendmsg");
+            assert_eq!(source.raw_os_error(), Some(libc::EPIPE));
+        }
+        _ => panic!("{e:?}"),
+    }
     let (mut a, b) = UnixStream::pair().unwrap();
     b.set_read_timeout(Some(CHILD_TIMEOUT)).unwrap();
-    let e = region.send_fd(&a).unwrap_err();
-    assert_os_call(&e, "sendmsg");
     // A message without an fd, then a closed socket.
     a.write_all(b"x").unwrap();
     let e = err(RegionOptions::new().receive_fd(&b));

@@ -105,7 +105,7 @@ fn error_layout_mismatch() {
     let e = err(RegionOptions::new().size(1 << 20).open_shm(&name));
     match &e {
         Error::LayoutMismatch { expected, found: f } => {
-            assert_eq!(*f, found);
+            assert_eq!(**f, found);
             assert_eq!(expected.data_size, 1 << 20);
             assert_mentions(&e, &[&expected.to_string(), &found.to_string()]);
         }

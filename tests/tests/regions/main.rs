@@ -122,7 +122,9 @@ fn assert_holds(region: &Region, offset: u64, expected: &[u8]) {
 /// it, and returns the file's bytes.
 fn make_region_file(path: &Path, options: RegionOptions, contents: &[u8]) -> Vec<u8> {
     let region = options.create_file(path).expect("create file region");
-    region.write_at(0, contents).expect("write contents");
+    if !contents.is_empty() {
+        region.write_at(0, contents).expect("write contents");
+    }
     drop(region);
     fs::read(path).expect("read region file")
 }

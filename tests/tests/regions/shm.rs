@@ -2,7 +2,6 @@
 //! name, and removal of stale names.
 
 use std::fs;
-use std::time::Duration;
 
 use ipc_core::{remove_shm, remove_stale_shm, Error, RegionOptions};
 use ipc_tests::name::ShmName;
@@ -113,10 +112,10 @@ fn open_or_create_shm_opens_or_creates() {
 fn remove_stale_shm_removes_only_names_of_dead_creators() {
     // A creator that has exited (and been reaped).
     let stale = ShmName::new("stale-dead");
-    let (_, report) = run_peer(&["shm-create", &stale, "orphan"]);
+    let (_, report) = run_peer(&["shm-abandon", &stale, "orphan"]);
     ok_details(&report);
     assert!(stale.dev_shm().exists());
-    assert!(remove_stale_shm(&stale, Duration::from_millis(200)).unwrap());
+    assert!(remove_stale_shm(&stale).unwrap());
     assert!(!stale.dev_shm().exists());
     let e = err(RegionOptions::new().open_shm(&stale));
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
@@ -124,7 +123,7 @@ fn remove_stale_shm_removes_only_names_of_dead_creators() {
     // A live creator (this process).
     let live = ShmName::new("stale-live");
     let region = RegionOptions::new().size(4096).create_shm(&live).unwrap();
-    assert!(!remove_stale_shm(&live, Duration::from_millis(200)).unwrap());
+    assert!(!remove_stale_shm(&live).unwrap());
     assert!(live.dev_shm().exists());
     RegionOptions::new()
         .open_shm(&live)
@@ -132,7 +131,7 @@ fn remove_stale_shm_removes_only_names_of_dead_creators() {
     drop(region);
 
     // Missing names are reported, not invented.
-    let e = remove_stale_shm(&stale, Duration::from_millis(200)).unwrap_err();
+    let e = remove_stale_shm(&stale).unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
 }
 
@@ -141,10 +140,10 @@ fn remove_stale_shm_treats_an_unreaped_creator_as_dead() {
     // A creator that has exited but that its parent (us) has not reaped yet:
     // a zombie still answers kill(pid, 0), yet it will never come back.
     let name = ShmName::new("stale-zombie");
-    let peer = SpawnedChild::run(PEER, &["shm-create", &name, "zombie's"]);
+    let peer = SpawnedChild::run(PEER, &["shm-abandon", &name, "zombie's"]);
     peer.wait_ended(CHILD_TIMEOUT);
     assert!(
-        remove_stale_shm(&name, Duration::from_millis(200)).unwrap(),
+        remove_stale_shm(&name).unwrap(),
         "a creator that exited but is not reaped yet is dead"
     );
     assert!(!name.dev_shm().exists());
@@ -152,26 +151,60 @@ fn remove_stale_shm_treats_an_unreaped_creator_as_dead() {
 }
 
 #[test]
-fn remove_stale_shm_removes_uninitialised_and_keeps_foreign_objects() {
-    // Created but never sized (creator died right after shm_open).
+fn remove_stale_shm_removes_unfinished_regions_and_keeps_everything_else() {
+    // Our magic but never published: the creator died while making it.
+    let unfinished = ShmName::new("stale-unfinished");
+    let mut bytes = vec![0u8; 4096];
+    bytes[..8].copy_from_slice(&ipc_core::layout::MAGIC.to_le_bytes());
+    fs::write(unfinished.dev_shm(), &bytes).unwrap();
+    assert!(remove_stale_shm(&unfinished).unwrap());
+    assert!(!unfinished.dev_shm().exists());
+
+    // Created but never sized, or sized but all zeroes: nothing says these
+    // are ours, so they are left alone (remove_shm removes them).
     let empty = ShmName::new("stale-empty");
     fs::File::create(empty.dev_shm()).unwrap();
-    assert!(remove_stale_shm(&empty, Duration::from_millis(100)).unwrap());
-    assert!(!empty.dev_shm().exists());
-
-    // Sized but never published.
+    let e = remove_stale_shm(&empty).unwrap_err();
+    assert!(matches!(e, Error::Truncated { .. }), "{e:?}");
+    assert!(empty.dev_shm().exists());
     let zeroes = ShmName::new("stale-zeroes");
     fs::File::create(zeroes.dev_shm())
         .unwrap()
         .set_len(4096)
         .unwrap();
-    assert!(remove_stale_shm(&zeroes, Duration::from_millis(100)).unwrap());
-    assert!(!zeroes.dev_shm().exists());
+    let e = remove_stale_shm(&zeroes).unwrap_err();
+    assert!(matches!(e, Error::NotOurs { found_magic: 0 }), "{e:?}");
+    assert!(zeroes.dev_shm().exists());
 
     // Somebody else's object: left alone.
     let foreign = ShmName::new("stale-foreign");
     fs::write(foreign.dev_shm(), "not a region of ours ".repeat(200)).unwrap();
-    let e = remove_stale_shm(&foreign, Duration::from_millis(100)).unwrap_err();
+    let e = remove_stale_shm(&foreign).unwrap_err();
     assert!(matches!(e, Error::NotOurs { .. }), "{e:?}");
     assert!(foreign.dev_shm().exists());
+}
+
+#[test]
+fn remove_stale_shm_keeps_persisted_regions_and_names_in_use() {
+    // Made to outlive its creator, which has exited: in use by design.
+    let persisted = ShmName::new("stale-persisted");
+    let (_, report) = run_peer(&["shm-create", &persisted, "kept"]);
+    ok_details(&report);
+    assert!(!remove_stale_shm(&persisted).unwrap());
+    assert_holds(
+        &RegionOptions::new().open_shm(&persisted).unwrap(),
+        0,
+        b"kept",
+    );
+
+    // Its creator exited, but another process still has it attached.
+    let attached = ShmName::new("stale-attached");
+    let (_, report) = run_peer(&["shm-create", &attached, "still used"]);
+    ok_details(&report);
+    let user = RegionOptions::new().open_shm(&attached).unwrap();
+    assert!(!remove_stale_shm(&attached).unwrap());
+    drop(user);
+    // Once detached, a persisted region is still kept; remove_shm removes it.
+    assert!(!remove_stale_shm(&attached).unwrap());
+    remove_shm(&attached).unwrap();
 }

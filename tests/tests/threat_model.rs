@@ -1,0 +1,515 @@
+//! The README's threat model, claim by claim: what a buggy, dead or hostile
+//! peer can and cannot do to a process using `ipc-core`. Each test names the
+//! claim it backs.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipc_core::spsc::{self, Consumer, Producer, RecvError, SendError};
+use ipc_core::{remove_shm, Error, RegionOptions};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+
+const PEER: &str = env!("CARGO_BIN_EXE_region-peer");
+
+/// A shm name unique to this test, removed on drop.
+struct ShmName(String);
+
+impl ShmName {
+    fn new(tag: &str) -> ShmName {
+        let name = format!("/ipc-tests-threat-{}-{tag}", std::process::id());
+        let _ = remove_shm(&name);
+        ShmName(name)
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/dev/shm{}", self.0))
+    }
+}
+
+impl std::ops::Deref for ShmName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for ShmName {
+    fn drop(&mut self) {
+        let _ = remove_shm(&self.0);
+    }
+}
+
+/// Runs `region-peer` to completion (killed if it outlives `DEADLINE`);
+/// its one-line report.
+fn run_peer(command: &mut Command) -> String {
+    const DEADLINE: Duration = Duration::from_secs(30);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn region-peer");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("region-peer did not finish in {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "region-peer failed ({status}): {err}");
+    out.trim().to_string()
+}
+
+fn peer(args: &[&str]) -> Command {
+    let mut command = Command::new(PEER);
+    command.args(args);
+    command
+}
+
+// ---------------------------------------------------------------------------
+// Handles and fork
+
+/// Claim: "a handle copied into a child by `fork` and dropped there does not
+/// give up the parent's role."
+#[test]
+fn handles_dropped_in_a_forked_child_leave_the_roles_to_the_parent() {
+    let region = Arc::new(
+        RegionOptions::new()
+            .layout(spsc::layout(4096, 64).unwrap())
+            .create_anonymous()
+            .unwrap(),
+    );
+    let (mut producer, mut consumer) = spsc::channel(region.clone()).unwrap();
+    // SAFETY: the child only drops the handles (atomics, getpid, munmap: no
+    // allocation, no locks) and leaves with `_exit`.
+    match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            drop(producer);
+            drop(consumer);
+            drop(region);
+            // SAFETY: leaves the child without running other destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            assert!(matches!(
+                waitpid(child, None).unwrap(),
+                WaitStatus::Exited(_, 0)
+            ));
+        }
+    }
+    // The parent still holds both roles: nobody else may attach.
+    let me = std::process::id();
+    assert!(matches!(
+        Producer::attach(region.clone()),
+        Err(Error::AlreadyAttached { role: "producer", pid }) if pid == me
+    ));
+    assert!(matches!(
+        Consumer::attach(region.clone()),
+        Err(Error::AlreadyAttached { role: "consumer", pid }) if pid == me
+    ));
+    producer.try_send(b"still mine").unwrap();
+    assert_eq!(&*consumer.try_recv().unwrap(), b"still mine");
+}
+
+// ---------------------------------------------------------------------------
+// Memory that can vanish: SIGBUS
+
+/// Whether this process may make mount namespaces (root, here and in CI).
+fn can_mount() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    (unsafe { libc::geteuid() }) == 0
+}
+
+/// A `region-peer` command that runs in a private mount namespace with a
+/// 1 MiB tmpfs over `/dev/shm`.
+fn in_small_tmpfs(args: &[&str]) -> Command {
+    let mut command = peer(args);
+    // SAFETY: between fork and exec the closure only makes syscalls with
+    // static, NUL-terminated arguments: no allocation, no locks.
+    unsafe {
+        command.pre_exec(|| {
+            let ok = libc::unshare(libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) == 0
+                && libc::mount(
+                    c"tmpfs".as_ptr(),
+                    c"/dev/shm".as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    c"size=1m".as_ptr().cast(),
+                ) == 0;
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    };
+    command
+}
+
+/// Claim: "creating a region larger than the free space of its tmpfs (or
+/// file system) fails with `ResourceLimit` at creation; it never 'succeeds'
+/// and then kills the process with SIGBUS on first touch."
+#[test]
+fn creation_in_a_full_tmpfs_fails_instead_of_faulting_later() {
+    if !can_mount() {
+        eprintln!("skipped: needs root to mount a small tmpfs in a private mount namespace");
+        return;
+    }
+    // Fits: 256 KiB in 1 MiB.
+    let report = run_peer(&mut in_small_tmpfs(&[
+        "create-sized",
+        "shm",
+        "/fits",
+        "262144",
+    ]));
+    assert!(report.starts_with("OK"), "{report}");
+    // Does not fit: 4 MiB in 1 MiB, for a shm object and a file.
+    for (kind, name) in [("shm", "/too-big"), ("file", "/dev/shm/too-big-file")] {
+        let report = run_peer(&mut in_small_tmpfs(&[
+            "create-sized",
+            kind,
+            name,
+            "4194304",
+        ]));
+        assert!(report.starts_with("ERR ResourceLimit"), "{kind}: {report}");
+        assert!(report.contains("posix_fallocate"), "{kind}: {report}");
+    }
+}
+
+/// Claim: "a peer that shrinks a named shm object or a file under us makes
+/// our calls return errors (`Poisoned`, or `Corrupted` from a ring); it
+/// cannot kill us with SIGBUS."
+#[test]
+fn a_peer_that_shrinks_the_object_causes_errors_not_sigbus() {
+    // A raw shm region: read_at and write_at report the loss.
+    let name = ShmName::new("shrunk-raw");
+    let region = RegionOptions::new()
+        .size(1 << 16)
+        .create_shm(&name)
+        .unwrap();
+    region.write_at(40_000, b"before").unwrap();
+    assert_eq!(run_peer(&mut peer(&["shrink", "shm", &name])), "OK");
+    let mut buf = [0u8; 6];
+    let e = region.read_at(40_000, &mut buf).unwrap_err();
+    assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
+    assert!(region.is_poisoned());
+    assert!(matches!(
+        region.write_at(0, b"x"),
+        Err(Error::Poisoned { .. })
+    ));
+    drop(region);
+
+    // A ring in a file: every operation reports the loss.
+    let dir = std::env::temp_dir().join(format!("ipc-tests-threat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ring");
+    let _ = std::fs::remove_file(&path);
+    let region = Arc::new(
+        RegionOptions::new()
+            .layout(spsc::layout(1 << 16, 1024).unwrap())
+            .create_file(&path)
+            .unwrap(),
+    );
+    let (mut producer, mut consumer) = spsc::channel(region.clone()).unwrap();
+    producer.try_send(b"sent before").unwrap();
+    assert_eq!(
+        run_peer(&mut peer(&["shrink", "file", path.to_str().unwrap()])),
+        "OK"
+    );
+    assert!(matches!(
+        consumer.try_recv().map(|m| m.to_vec()),
+        Err(RecvError::Corrupted(_))
+    ));
+    assert!(matches!(
+        producer.try_send(b"after"),
+        Err(SendError::Corrupted(_))
+    ));
+    let mut buf = [0u8; 64];
+    assert!(matches!(
+        consumer.recv_into(&mut buf),
+        Err(RecvError::Corrupted(_))
+    ));
+    assert!(region.is_poisoned());
+    assert!(matches!(
+        Producer::attach(region.clone()),
+        Err(Error::Poisoned { .. })
+    ));
+    drop((producer, consumer, region));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Claim: "a SIGBUS that is not about a region still ends the process as
+/// it would have without this library."
+#[test]
+fn a_sigbus_elsewhere_still_kills() {
+    let name = ShmName::new("sigbus-elsewhere");
+    // Install the handler in this process: a guarded region exists.
+    let _region = RegionOptions::new().size(4096).create_shm(&name).unwrap();
+    let file = tempfile();
+    file.set_len(8192).unwrap();
+    // SAFETY: a private mapping of our own temp file, touched only in the
+    // child below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_fd().as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(ptr, libc::MAP_FAILED);
+    file.set_len(0).unwrap();
+    // SAFETY: the child touches the mapping (which faults) and `_exit`s.
+    match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            // SAFETY: a valid mapping whose object was truncated: SIGBUS.
+            let byte = unsafe { std::ptr::read_volatile(ptr.cast::<u8>().add(4096)) };
+            // SAFETY: leaves the child without running destructors.
+            unsafe { libc::_exit(i32::from(byte) + 10) }
+        }
+        ForkResult::Parent { child } => {
+            let status = waitpid(child, None).unwrap();
+            assert!(
+                matches!(
+                    status,
+                    WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGBUS, _)
+                ),
+                "{status:?}"
+            );
+        }
+    }
+}
+
+fn tempfile() -> std::fs::File {
+    let path = std::env::temp_dir().join(format!(
+        "ipc-tests-threat-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    file
+}
+
+// ---------------------------------------------------------------------------
+// Who made this object?
+
+/// Claim: "an opener refuses a named object owned by another user, or
+/// writable by group or others, unless told to trust it: a squatter in
+/// `/dev/shm` cannot feed it a forged region."
+#[test]
+fn objects_others_could_have_written_are_refused() {
+    if !can_mount() {
+        eprintln!("skipped: needs root to give an object to another user");
+        return;
+    }
+    // A squatter (uid 65534) made the name first, with a valid header.
+    let name = ShmName::new("squatted");
+    let forged = RegionOptions::new()
+        .layout(spsc::layout(4096, 64).unwrap())
+        .mode(0o666)
+        .persist(true)
+        .create_shm(&name)
+        .unwrap();
+    nix::unistd::fchown(
+        forged.fd().unwrap(),
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    let e = RegionOptions::new().open_shm(&name).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Untrusted {
+                owner: 65534,
+                mode: 0o666,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("trust_foreign"), "{e}");
+    // Opting in opens it.
+    RegionOptions::new()
+        .trust_foreign(true)
+        .open_shm(&name)
+        .unwrap();
+
+    // Our own object, but group-writable: refused too.
+    let shared = ShmName::new("group-writable");
+    let _ours = RegionOptions::new()
+        .size(4096)
+        .mode(0o620)
+        .create_shm(&shared)
+        .unwrap();
+    let e = RegionOptions::new().open_shm(&shared).unwrap_err();
+    assert!(matches!(e, Error::Untrusted { mode: 0o620, .. }), "{e:?}");
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!(
+        "ipc-tests-threat-{}-foreign-file",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let file = RegionOptions::new()
+        .size(4096)
+        .mode(0o644)
+        .create_file(&path)
+        .unwrap();
+    nix::unistd::fchown(
+        file.fd().unwrap(),
+        Some(nix::unistd::Uid::from_raw(65534)),
+        None,
+    )
+    .unwrap();
+    let e = RegionOptions::new().open_file(&path).unwrap_err();
+    assert!(matches!(e, Error::Untrusted { owner: 65534, .. }), "{e:?}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Claim: "the creator removes only the object it made: a name removed and
+/// made again by someone else is left alone when the creator drops its
+/// region."
+#[test]
+fn the_creator_does_not_remove_a_replacement_object() {
+    let name = ShmName::new("replaced");
+    let first = RegionOptions::new().size(4096).create_shm(&name).unwrap();
+    remove_shm(&name).unwrap();
+    let second = RegionOptions::new()
+        .size(4096)
+        .persist(true)
+        .create_shm(&name)
+        .unwrap();
+    second.write_at(0, b"second").unwrap();
+    drop(first);
+    assert!(name.path().exists(), "the replacement was removed");
+    let opened = RegionOptions::new().open_shm(&name).unwrap();
+    let mut buf = [0u8; 6];
+    opened.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"second");
+}
+
+// ---------------------------------------------------------------------------
+// File descriptors handed over
+
+/// Claim: "receiving a region's fd leaks no descriptor, whatever else the
+/// sender packs into the message."
+#[test]
+fn receiving_an_fd_leaks_none_of_the_extra_fds() {
+    let region = RegionOptions::new()
+        .size(4096)
+        .create_memfd("threat-fds")
+        .unwrap();
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let theirs_fd = theirs.as_raw_fd();
+    let mut command = peer(&["receive-fds", &theirs_fd.to_string()]);
+    // SAFETY: clears FD_CLOEXEC on one fd between fork and exec: a plain
+    // fcntl, no allocation.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(theirs_fd, libc::F_SETFD, 0) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    };
+    // One message carrying the region and four more fds.
+    let extra: Vec<_> = (0..4).map(|_| tempfile()).collect();
+    let mut fds = vec![region.fd().unwrap().as_raw_fd()];
+    fds.extend(extra.iter().map(|f| f.as_raw_fd()));
+    nix::sys::socket::sendmsg::<()>(
+        ours.as_raw_fd(),
+        &[std::io::IoSlice::new(b"F")],
+        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .unwrap();
+    let report = run_peer(&mut command);
+    drop(theirs);
+    let counts: Vec<usize> = report
+        .strip_prefix("OK ")
+        .unwrap_or_else(|| panic!("{report}"))
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(
+        counts[0], counts[1],
+        "fds before and after receiving: {report}"
+    );
+}
+
+/// Claim: "a memfd region can never shrink or grow (sealed), and, on Linux
+/// 6.3 and later, never be made executable."
+#[test]
+fn memfds_are_sealed_against_resizing_and_execution() {
+    let region = RegionOptions::new()
+        .size(4096)
+        .create_memfd("threat-seals")
+        .unwrap();
+    let fd = region.fd().unwrap();
+    let seals = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GET_SEALS).unwrap();
+    for (seal, name) in [
+        (libc::F_SEAL_SHRINK, "F_SEAL_SHRINK"),
+        (libc::F_SEAL_GROW, "F_SEAL_GROW"),
+        (libc::F_SEAL_SEAL, "F_SEAL_SEAL"),
+    ] {
+        assert_ne!(seals & seal, 0, "{name} missing from {seals:#x}");
+    }
+    // Does this kernel know MFD_NOEXEC_SEAL (6.3+)?
+    // SAFETY: memfd_create with a static name; the fd is closed below.
+    let probe = unsafe { libc::memfd_create(c"probe".as_ptr(), libc::MFD_NOEXEC_SEAL) };
+    if probe < 0 {
+        eprintln!("skipped the exec seal: this kernel has no MFD_NOEXEC_SEAL");
+        return;
+    }
+    // SAFETY: closes the probe fd made just above.
+    unsafe { libc::close(probe) };
+    const F_SEAL_EXEC: i32 = 0x0020;
+    assert_ne!(
+        seals & F_SEAL_EXEC,
+        0,
+        "F_SEAL_EXEC missing from {seals:#x}"
+    );
+    let mode = nix::sys::stat::fstat(fd).unwrap().st_mode;
+    assert_eq!(mode & 0o111, 0, "memfd mode {mode:o} is executable");
+}
