@@ -2,86 +2,36 @@
 //! peer can and cannot do to a process using `ipc-core`. Each test names the
 //! claim it backs.
 
-use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipc_core::spsc::{self, Consumer, Producer, RecvError, SendError};
 use ipc_core::{remove_shm, Error, RegionOptions};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult};
+use ipc_tests::fork::ForkedChild;
+use ipc_tests::name::ShmName;
+use ipc_tests::spawn::SpawnedChild;
+use nix::sys::wait::WaitStatus;
 
 const PEER: &str = env!("CARGO_BIN_EXE_region-peer");
 
-/// A shm name unique to this test, removed on drop.
-struct ShmName(String);
+/// Longest any child may take.
+const DEADLINE: Duration = Duration::from_secs(30);
 
-impl ShmName {
-    fn new(tag: &str) -> ShmName {
-        let name = format!("/ipc-tests-threat-{}-{tag}", std::process::id());
-        let _ = remove_shm(&name);
-        ShmName(name)
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/dev/shm{}", self.0))
-    }
-}
-
-impl std::ops::Deref for ShmName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for ShmName {
-    fn drop(&mut self) {
-        let _ = remove_shm(&self.0);
-    }
-}
-
-/// Runs `region-peer` to completion (killed if it outlives `DEADLINE`);
+/// Runs `region-peer` to completion (killed if it outlives [`DEADLINE`]);
 /// its one-line report.
-fn run_peer(command: &mut Command) -> String {
-    const DEADLINE: Duration = Duration::from_secs(30);
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn region-peer");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("region-peer did not finish in {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "region-peer failed ({status}): {err}");
-    out.trim().to_string()
+fn run_peer(command: Command) -> String {
+    let done = SpawnedChild::spawn(command).finish(DEADLINE);
+    assert!(
+        done.status.success(),
+        "region-peer failed ({}): {}",
+        done.status,
+        done.stderr
+    );
+    done.stdout.trim().to_string()
 }
 
 fn peer(args: &[&str]) -> Command {
@@ -103,24 +53,21 @@ fn handles_dropped_in_a_forked_child_leave_the_roles_to_the_parent() {
             .create_anonymous()
             .unwrap(),
     );
-    let (mut producer, mut consumer) = spsc::channel(region.clone()).unwrap();
+    let mut handles = Some((spsc::channel(region.clone()).unwrap(), region));
+    // The child takes the handles out of its copy of `handles`; the parent's
+    // copy keeps them.
+    let drop_handles = || {
+        drop(handles.take());
+        0
+    };
     // SAFETY: the child only drops the handles (atomics, getpid, munmap: no
-    // allocation, no locks) and leaves with `_exit`.
-    match unsafe { fork() }.unwrap() {
-        ForkResult::Child => {
-            drop(producer);
-            drop(consumer);
-            drop(region);
-            // SAFETY: leaves the child without running other destructors.
-            unsafe { libc::_exit(0) }
-        }
-        ForkResult::Parent { child } => {
-            assert!(matches!(
-                waitpid(child, None).unwrap(),
-                WaitStatus::Exited(_, 0)
-            ));
-        }
-    }
+    // allocation, no locks).
+    let child = unsafe { ForkedChild::fork(drop_handles) }.unwrap();
+    assert!(matches!(
+        child.wait(DEADLINE).unwrap(),
+        WaitStatus::Exited(_, 0)
+    ));
+    let ((mut producer, mut consumer), region) = handles.take().expect("the parent's handles");
     // The parent still holds both roles: nobody else may attach.
     let me = std::process::id();
     assert!(matches!(
@@ -187,21 +134,11 @@ fn creation_in_a_full_tmpfs_fails_instead_of_faulting_later() {
         return;
     }
     // Fits: 256 KiB in 1 MiB.
-    let report = run_peer(&mut in_small_tmpfs(&[
-        "create-sized",
-        "shm",
-        "/fits",
-        "262144",
-    ]));
+    let report = run_peer(in_small_tmpfs(&["create-sized", "shm", "/fits", "262144"]));
     assert!(report.starts_with("OK"), "{report}");
     // Does not fit: 4 MiB in 1 MiB, for a shm object and a file.
     for (kind, name) in [("shm", "/too-big"), ("file", "/dev/shm/too-big-file")] {
-        let report = run_peer(&mut in_small_tmpfs(&[
-            "create-sized",
-            kind,
-            name,
-            "4194304",
-        ]));
+        let report = run_peer(in_small_tmpfs(&["create-sized", kind, name, "4194304"]));
         assert!(report.starts_with("ERR ResourceLimit"), "{kind}: {report}");
         assert!(report.contains("posix_fallocate"), "{kind}: {report}");
     }
@@ -219,7 +156,7 @@ fn a_peer_that_shrinks_the_object_causes_errors_not_sigbus() {
         .create_shm(&name)
         .unwrap();
     region.write_at(40_000, b"before").unwrap();
-    assert_eq!(run_peer(&mut peer(&["shrink", "shm", &name])), "OK");
+    assert_eq!(run_peer(peer(&["shrink", "shm", &name])), "OK");
     let mut buf = [0u8; 6];
     let e = region.read_at(40_000, &mut buf).unwrap_err();
     assert!(matches!(e, Error::Poisoned { .. }), "{e:?}");
@@ -231,10 +168,8 @@ fn a_peer_that_shrinks_the_object_causes_errors_not_sigbus() {
     drop(region);
 
     // A ring in a file: every operation reports the loss.
-    let dir = std::env::temp_dir().join(format!("ipc-tests-threat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ring");
-    let _ = std::fs::remove_file(&path);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
     let region = Arc::new(
         RegionOptions::new()
             .layout(spsc::layout(1 << 16, 1024).unwrap())
@@ -244,7 +179,7 @@ fn a_peer_that_shrinks_the_object_causes_errors_not_sigbus() {
     let (mut producer, mut consumer) = spsc::channel(region.clone()).unwrap();
     producer.try_send(b"sent before").unwrap();
     assert_eq!(
-        run_peer(&mut peer(&["shrink", "file", path.to_str().unwrap()])),
+        run_peer(peer(&["shrink", "file", path.to_str().unwrap()])),
         "OK"
     );
     assert!(matches!(
@@ -266,7 +201,7 @@ fn a_peer_that_shrinks_the_object_causes_errors_not_sigbus() {
         Err(Error::Poisoned { .. })
     ));
     drop((producer, consumer, region));
-    std::fs::remove_dir_all(&dir).unwrap();
+    dir.close().unwrap();
 }
 
 /// Claim: "a SIGBUS that is not about a region still ends the process as
@@ -276,7 +211,7 @@ fn a_sigbus_elsewhere_still_kills() {
     let name = ShmName::new("sigbus-elsewhere");
     // Install the handler in this process: a guarded region exists.
     let _region = RegionOptions::new().size(4096).create_shm(&name).unwrap();
-    let file = tempfile();
+    let file = tempfile::tempfile().unwrap();
     file.set_len(8192).unwrap();
     // SAFETY: a private mapping of our own temp file, touched only in the
     // child below.
@@ -292,41 +227,22 @@ fn a_sigbus_elsewhere_still_kills() {
     };
     assert_ne!(ptr, libc::MAP_FAILED);
     file.set_len(0).unwrap();
-    // SAFETY: the child touches the mapping (which faults) and `_exit`s.
-    match unsafe { fork() }.unwrap() {
-        ForkResult::Child => {
-            // SAFETY: a valid mapping whose object was truncated: SIGBUS.
-            let byte = unsafe { std::ptr::read_volatile(ptr.cast::<u8>().add(4096)) };
-            // SAFETY: leaves the child without running destructors.
-            unsafe { libc::_exit(i32::from(byte) + 10) }
-        }
-        ForkResult::Parent { child } => {
-            let status = waitpid(child, None).unwrap();
-            assert!(
-                matches!(
-                    status,
-                    WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGBUS, _)
-                ),
-                "{status:?}"
-            );
-        }
-    }
-}
-
-fn tempfile() -> std::fs::File {
-    let path = std::env::temp_dir().join(format!(
-        "ipc-tests-threat-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
-    file
+    let touch = || {
+        // SAFETY: a valid mapping whose object was truncated: SIGBUS.
+        let byte = unsafe { std::ptr::read_volatile(ptr.cast::<u8>().add(4096)) };
+        i32::from(byte) + 10
+    };
+    // SAFETY: the child touches the mapping (which faults): no allocation,
+    // no locks.
+    let child = unsafe { ForkedChild::fork(touch) }.unwrap();
+    let status = child.wait(DEADLINE).unwrap();
+    assert!(
+        matches!(
+            status,
+            WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGBUS, _)
+        ),
+        "{status:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -383,12 +299,8 @@ fn objects_others_could_have_written_are_refused() {
         .unwrap();
     let e = RegionOptions::new().open_shm(&shared).unwrap_err();
     assert!(matches!(e, Error::Untrusted { mode: 0o620, .. }), "{e:?}");
-    let dir = std::env::temp_dir();
-    let path = dir.join(format!(
-        "ipc-tests-threat-{}-foreign-file",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&path);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign-file");
     let file = RegionOptions::new()
         .size(4096)
         .mode(0o644)
@@ -420,7 +332,7 @@ fn the_creator_does_not_remove_a_replacement_object() {
         .unwrap();
     second.write_at(0, b"second").unwrap();
     drop(first);
-    assert!(name.path().exists(), "the replacement was removed");
+    assert!(name.dev_shm().exists(), "the replacement was removed");
     let opened = RegionOptions::new().open_shm(&name).unwrap();
     let mut buf = [0u8; 6];
     opened.read_at(0, &mut buf).unwrap();
@@ -453,7 +365,7 @@ fn receiving_an_fd_leaks_none_of_the_extra_fds() {
         })
     };
     // One message carrying the region and four more fds.
-    let extra: Vec<_> = (0..4).map(|_| tempfile()).collect();
+    let extra: Vec<_> = (0..4).map(|_| tempfile::tempfile().unwrap()).collect();
     let mut fds = vec![region.fd().unwrap().as_raw_fd()];
     fds.extend(extra.iter().map(|f| f.as_raw_fd()));
     nix::sys::socket::sendmsg::<()>(
@@ -464,7 +376,7 @@ fn receiving_an_fd_leaks_none_of_the_extra_fds() {
         None,
     )
     .unwrap();
-    let report = run_peer(&mut command);
+    let report = run_peer(command);
     drop(theirs);
     let counts: Vec<usize> = report
         .strip_prefix("OK ")
