@@ -55,16 +55,6 @@ fn wait_until(mut done: impl FnMut() -> bool, creator: &SpawnedChild, what: &'st
     }
 }
 
-fn assert_success(what: &str, out: &Finished) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-}
-
 fn assert_failure(what: &str, out: &Finished, code: i32, stderr_has: &str) {
     assert_eq!(
         out.status.code(),
@@ -103,8 +93,8 @@ fn consumer_then_producer_verifies_200k_random_messages() {
 
     let sent = producer.finish(LIMIT);
     let got = consumer.finish(LIMIT);
-    assert_success("producer", &sent);
-    assert_success("consumer", &got);
+    sent.assert_success();
+    got.assert_success();
     assert!(
         sent.stdout.contains("sent 200000 messages"),
         "{}",
@@ -128,8 +118,8 @@ fn producer_started_first_waits_for_the_consumer() {
 
     let sent = producer.finish(LIMIT);
     let got = consumer.finish(LIMIT);
-    assert_success("producer", &sent);
-    assert_success("consumer", &got);
+    sent.assert_success();
+    got.assert_success();
     assert_eq!(received(&got), 50_000);
     assert!(got.stdout.contains("verified OK"), "{}", got.stdout);
     assert!(!name.dev_shm().exists(), "{} left behind", name.as_str());
@@ -152,9 +142,9 @@ fn second_consumer_on_the_same_name_is_refused() {
     );
 
     let sent = SpawnedChild::run(PRODUCER, &[name.as_str(), "10", "64"]).finish(LIMIT);
-    assert_success("producer", &sent);
+    sent.assert_success();
     let got = first.finish(LIMIT);
-    assert_success("first consumer", &got);
+    got.assert_success();
     assert!(got.stdout.contains("verified OK"), "{}", got.stdout);
 }
 
@@ -231,7 +221,7 @@ fn bad_arguments_exit_2_with_usage() {
     // `--help` is not an error.
     for bin in [CONSUMER, PRODUCER] {
         let out = SpawnedChild::run(bin, &["--help"]).finish(LIMIT);
-        assert_success(bin, &out);
+        out.assert_success();
         assert!(out.stdout.starts_with("usage: "), "{}", out.stdout);
     }
 }
@@ -271,9 +261,9 @@ fn name_left_by_a_killed_consumer_is_taken_over() {
     // attach to the orphaned ring.
     wait_created_by(&name, &consumer);
     let sent = SpawnedChild::run(PRODUCER, &[name.as_str(), "10", "64"]).finish(LIMIT);
-    assert_success("producer", &sent);
+    sent.assert_success();
     let got = consumer.finish(LIMIT);
-    assert_success("consumer", &got);
+    got.assert_success();
     assert!(got.stderr.contains("removed stale"), "{}", got.stderr);
     assert!(got.stdout.contains("verified OK"), "{}", got.stdout);
     assert!(!name.dev_shm().exists(), "{} left behind", name.as_str());
@@ -287,7 +277,7 @@ fn corrupted_stream_is_reported_not_verified() {
     wait_created(&name, &consumer);
     let sent =
         SpawnedChild::run(PRODUCER, &[name.as_str(), "100", "64", "--seed", "1"]).finish(LIMIT);
-    assert_success("producer", &sent);
+    sent.assert_success();
     let got = consumer.finish(LIMIT);
     assert_failure("consumer", &got, 1, "error: message 0 of 100: ");
     assert!(!got.stdout.contains("verified OK"), "{}", got.stdout);
@@ -329,5 +319,5 @@ fn producer_gives_up_when_the_consumer_stops_draining() {
     )
     .finish(LIMIT);
     assert_failure("producer", &out, 1, "the consumer stopped draining");
-    assert_success("consumer", &consumer.finish(LIMIT));
+    consumer.finish(LIMIT).assert_success();
 }

@@ -12,7 +12,7 @@
 //! let mut command = Command::new("echo");
 //! command.arg("hello");
 //! let done = SpawnedChild::spawn(command).finish(Duration::from_secs(30));
-//! assert!(done.status.success());
+//! done.assert_success();
 //! assert_eq!(done.stdout, "hello\n");
 //! ```
 
@@ -38,6 +38,8 @@ pub struct SpawnedChild {
 /// What a finished program left behind.
 #[derive(Debug)]
 pub struct Finished {
+    /// Its command line.
+    pub command: String,
     /// How it ended.
     pub status: ExitStatus,
     /// Everything it wrote to stdout.
@@ -124,11 +126,27 @@ impl SpawnedChild {
                 .unwrap_or_else(|e| panic!("stderr of {}: {e}", self.what));
         }
         Finished {
+            command: std::mem::take(&mut self.what),
             status,
             stdout,
             stderr,
             took,
         }
+    }
+}
+
+impl Finished {
+    /// Panics, showing its output, unless it exited with status 0.
+    #[track_caller]
+    pub fn assert_success(&self) {
+        assert!(
+            self.status.success(),
+            "`{}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.command,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
     }
 }
 

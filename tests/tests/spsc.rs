@@ -179,7 +179,7 @@ fn ten_million_random_messages_from_an_unrelated_process_over_named_shm() {
     );
     consume_and_verify(&mut consumer, gen, TEN_MILLION, peer.pid());
     let done = peer.finish(STALL);
-    assert!(done.status.success(), "{}", done.stderr);
+    done.assert_success();
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn an_unrelated_process_consumes_a_memfd_ring_handed_over_a_socket() {
         }
     }
     let done = peer.finish(STALL);
-    assert!(done.status.success(), "{}", done.stderr);
+    done.assert_success();
     dir.close().unwrap();
 }
 

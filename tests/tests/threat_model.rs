@@ -25,12 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// its one-line report.
 fn run_peer(command: Command) -> String {
     let done = SpawnedChild::spawn(command).finish(DEADLINE);
-    assert!(
-        done.status.success(),
-        "region-peer failed ({}): {}",
-        done.status,
-        done.stderr
-    );
+    done.assert_success();
     done.stdout.trim().to_string()
 }
 

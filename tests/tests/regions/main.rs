@@ -62,12 +62,7 @@ fn temp_dir() -> TempDir {
 /// report line.
 fn report(peer: SpawnedChild) -> String {
     let done = peer.finish(CHILD_TIMEOUT);
-    assert!(
-        done.status.success(),
-        "region-peer failed ({}): {}",
-        done.status,
-        done.stderr
-    );
+    done.assert_success();
     done.stdout.trim_end().to_string()
 }
 
