@@ -12,13 +12,20 @@ use ipc_tests::wait::BoundedWait;
 use crate::workload::raw_region;
 use crate::{Result, DEADLINE};
 
+/// Spins before a wait yields the CPU: a few microseconds or more, so that a
+/// round trip of a large message (a wait of some 5–10 µs) is measured as a
+/// spin, never as a yield or a nap.
+pub const SPINS: u32 = 1 << 12;
+
 /// A wait for `what` (named in errors) that gives up after [`DEADLINE`], and
-/// soon after `peer` exits when there is one. It spins, then yields, then
-/// naps ([`ipc_core::wait::Backoff`]); the fast path reads no clock and makes
-/// no system call.
+/// soon after `peer` exits when there is one. It spins [`SPINS`] times, then
+/// yields and naps as [`ipc_core::wait::Backoff`] does; the fast path reads
+/// no clock and makes no system call.
 #[inline(always)]
 pub fn bounded(what: &'static str, peer: Option<&ForkedChild>) -> BoundedWait {
-    BoundedWait::new(what, DEADLINE).watching(peer.map(ForkedChild::pid))
+    BoundedWait::new(what, DEADLINE)
+        .spin_first(SPINS)
+        .watching(peer.map(ForkedChild::pid))
 }
 
 /// Start line between parent and child: the child says it is ready (handles

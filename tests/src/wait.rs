@@ -101,6 +101,10 @@ pub struct BoundedWait {
     since: Option<Instant>,
     /// Steps past spinning so far.
     slow_steps: u32,
+    /// Spin phases of the backoff to run before its first yield.
+    spin_phases: u32,
+    /// Spin phases still to run before the first yield.
+    spin_phases_left: u32,
     peer: Option<Pid>,
     peer_ended: Option<WaitStatus>,
 }
@@ -116,6 +120,8 @@ impl BoundedWait {
             limit,
             since: None,
             slow_steps: 0,
+            spin_phases: 1,
+            spin_phases_left: 0,
             peer: None,
             peer_ended: None,
         }
@@ -124,6 +130,19 @@ impl BoundedWait {
     /// Steps past spinning between two looks at the peer: a look is a
     /// system call, dearer than reading the clock, which every such step does.
     pub const PEER_CHECK_STEPS: u32 = 16;
+
+    /// Spins at least `spins` times (rounded up to whole spin phases of
+    /// [`Backoff`], [`Backoff::SPINS`] each) before the backoff's first yield.
+    ///
+    /// For a latency-bound wait on a peer that has a core of its own, such as
+    /// a benchmark's: a wait of a few microseconds stays a spin and never
+    /// reaches the backoff's naps.
+    #[inline]
+    pub fn spin_first(mut self, spins: u32) -> Self {
+        self.spin_phases = spins.div_ceil(Backoff::SPINS).max(1);
+        self.spin_phases_left = self.spin_phases - 1;
+        self
+    }
 
     /// Also gives up when `peer`, an unreaped child of this process, ends
     /// (seen within [`Self::PEER_CHECK_STEPS`] steps). The peer is never
@@ -142,6 +161,11 @@ impl BoundedWait {
     /// it ended is visible by then.
     #[inline]
     pub fn snooze(&mut self) -> Result<(), WaitError> {
+        if self.spin_phases_left > 0 && !self.backoff.is_spinning() {
+            // Another spin phase instead of the first yield.
+            self.spin_phases_left -= 1;
+            self.backoff.reset();
+        }
         if self.backoff.snooze() {
             self.check()
         } else {
@@ -155,6 +179,7 @@ impl BoundedWait {
         self.backoff.reset();
         self.since = None;
         self.slow_steps = 0;
+        self.spin_phases_left = self.spin_phases - 1;
     }
 
     #[cold]
@@ -269,6 +294,22 @@ mod tests {
         );
         // Left unreaped for its owner.
         assert_eq!(child.try_wait(), Ok(Some(status)));
+    }
+
+    #[test]
+    fn spin_first_spins_whole_phases_before_the_first_yield() {
+        let spins = 3 * Backoff::SPINS + 1;
+        let mut wait = BoundedWait::new("nothing", Duration::from_secs(60)).spin_first(spins);
+        // Four whole phases: the clock is read (`since` set) only after them.
+        for round in 0..2 {
+            for _ in 0..4 * Backoff::SPINS {
+                assert_eq!(wait.snooze(), Ok(()));
+                assert!(wait.since.is_none(), "round {round}: yielded early");
+            }
+            assert_eq!(wait.snooze(), Ok(()));
+            assert!(wait.since.is_some(), "round {round}: still spinning");
+            wait.reset();
+        }
     }
 
     #[test]
