@@ -26,6 +26,9 @@ scripts/tsan.sh
 echo "== loom models catch every weakened ordering"
 scripts/loom-mutants.sh
 
+echo "== a crate running its own loom tests (--cfg loom) still builds ipc-core"
+RUSTFLAGS="--cfg loom" cargo check -q -p ipc-core --all-targets --target-dir target/downstream-loom
+
 echo "== loom models"
-RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+RUSTFLAGS="--cfg ipc_core_loom" LOOM_MAX_PREEMPTIONS=2 \
   cargo test -p ipc-core --release --lib --target-dir target/loom

@@ -20,7 +20,7 @@
 //!     40     8  data_offset    where the kind's area starts
 //!     48     8  data_size      bytes of that area
 //!     56     8  capacity       ring capacity in bytes (0 for raw)
-//!     64     8  slot_size      largest message in bytes (0 for raw)
+//!     64     8  max_message      largest message in bytes (0 for raw)
 //!     72     8  type_tag       the user's message-type tag
 //!     80     8  participants_offset  where the participant table starts
 //!     88     8  participants   slots in that table (0: none)
@@ -66,7 +66,7 @@ pub(crate) struct Header {
     pub(crate) data_offset: AtomicU64,
     pub(crate) data_size: AtomicU64,
     pub(crate) capacity: AtomicU64,
-    pub(crate) slot_size: AtomicU64,
+    pub(crate) max_message: AtomicU64,
     pub(crate) type_tag: AtomicU64,
     pub(crate) participants_offset: AtomicU64,
     pub(crate) participants: AtomicU64,
@@ -90,6 +90,8 @@ pub enum Kind {
     Raw,
     /// A single-producer single-consumer ring ([`crate::spsc`]).
     Spsc,
+    /// A multi-producer multi-consumer queue ([`crate::mpmc`]).
+    Mpmc,
 }
 
 impl Kind {
@@ -97,6 +99,7 @@ impl Kind {
         match self {
             Kind::Raw => 1,
             Kind::Spsc => 2,
+            Kind::Mpmc => 3,
         }
     }
 
@@ -104,6 +107,7 @@ impl Kind {
         match value {
             1 => Some(Kind::Raw),
             2 => Some(Kind::Spsc),
+            3 => Some(Kind::Mpmc),
             _ => None,
         }
     }
@@ -127,7 +131,7 @@ pub struct Layout {
     /// Ring capacity in bytes (0 for [`Kind::Raw`]).
     pub capacity: u64,
     /// Largest message in bytes (0 for [`Kind::Raw`]).
-    pub slot_size: u64,
+    pub max_message: u64,
     /// The user's tag for the message type, so that separately built
     /// processes can check they agree; 0 when unused.
     pub type_tag: u64,
@@ -145,7 +149,7 @@ impl Layout {
             data_offset: HEADER_SIZE,
             data_size,
             capacity: 0,
-            slot_size: 0,
+            max_message: 0,
             type_tag: 0,
             participants: 0,
         }
@@ -164,7 +168,7 @@ impl Layout {
     pub fn satisfies(&self, wanted: &Layout) -> bool {
         self.kind == wanted.kind
             && self.capacity == wanted.capacity
-            && self.slot_size == wanted.slot_size
+            && self.max_message == wanted.max_message
             && self.participants == wanted.participants
             && (wanted.type_tag == 0 || self.type_tag == wanted.type_tag)
             && self.data_size >= wanted.data_size
@@ -208,12 +212,17 @@ impl Layout {
             }
         }
         match self.kind {
-            Kind::Raw if self.capacity != 0 || self.slot_size != 0 => {
+            Kind::Raw if self.capacity != 0 || self.max_message != 0 => {
                 invalid("a raw region has no capacity or slot size".into())
             }
             Kind::Raw => Ok(()),
             Kind::Spsc => {
                 crate::spsc::validate_layout(self).map_err(|reason| crate::Error::InvalidLayout {
+                    reason: reason.to_string(),
+                })
+            }
+            Kind::Mpmc => {
+                crate::mpmc::validate_layout(self).map_err(|reason| crate::Error::InvalidLayout {
                     reason: reason.to_string(),
                 })
             }
@@ -231,7 +240,7 @@ impl fmt::Display for Layout {
             self.data_offset,
             self.data_size,
             self.capacity,
-            self.slot_size,
+            self.max_message,
             self.type_tag,
             self.participants
         )
@@ -282,7 +291,8 @@ impl Header {
             .store(layout.data_offset, Ordering::Relaxed);
         self.data_size.store(layout.data_size, Ordering::Relaxed);
         self.capacity.store(layout.capacity, Ordering::Relaxed);
-        self.slot_size.store(layout.slot_size, Ordering::Relaxed);
+        self.max_message
+            .store(layout.max_message, Ordering::Relaxed);
         self.type_tag.store(layout.type_tag, Ordering::Relaxed);
         self.participants_offset
             .store(HEADER_SIZE, Ordering::Relaxed);
@@ -343,7 +353,7 @@ impl Header {
             data_offset: self.data_offset.load(Ordering::Relaxed),
             data_size: self.data_size.load(Ordering::Relaxed),
             capacity: self.capacity.load(Ordering::Relaxed),
-            slot_size: self.slot_size.load(Ordering::Relaxed),
+            max_message: self.max_message.load(Ordering::Relaxed),
             type_tag: self.type_tag.load(Ordering::Relaxed),
             participants: self.participants.load(Ordering::Relaxed),
         };

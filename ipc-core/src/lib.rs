@@ -1,49 +1,61 @@
 //! Lock-free shared-memory messaging between processes on one Linux host.
 //!
+//! Read top to bottom, each layer uses only the ones before it:
+//!
+//! - [`wait`]: a bounded spin-yield-nap backoff for waiting on a peer;
+//! - [`layout`]: the header every region starts with, and the layout it
+//!   describes;
 //! - [`region`]: a `MAP_SHARED` mapping (anonymous, memfd, POSIX shm or
-//!   file) with a validated header;
+//!   file) with a validated header, guarded against `SIGBUS`;
+//! - [`participants`]: who is attached to a region, and whether they are
+//!   alive (an open-file-description lock each, immune to pid reuse);
 //! - [`spsc`]: a single-producer single-consumer ring of variable-length
-//!   byte messages inside a region, with zero-copy reserve/commit;
-//! - [`wait`]: a bounded spin-yield-nap backoff for waiting on a peer.
+//!   byte messages, with zero-copy reserve/commit;
+//! - [`mpmc`]: a multi-producer multi-consumer queue of fixed-size slots,
+//!   across any number of processes, that recovers from participants that
+//!   die mid-operation.
 //!
 //! ```
-//! use std::sync::Arc;
 //! use ipc_core::{spsc, RegionOptions};
 //!
 //! let region = RegionOptions::new().layout(spsc::layout(1 << 16, 1024)?).create_anonymous()?;
-//! let (mut tx, mut rx) = spsc::channel(Arc::new(region))?;
+//! let (mut tx, mut rx) = spsc::channel(region)?;
 //! tx.try_send(b"ping")?;
 //! assert_eq!(&*rx.try_recv()?, b"ping");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Under `cfg(loom)` only the ring algorithm and its `sync` shim are built,
-//! for the loom models.
+//! Under `cfg(ipc_core_loom)` (this crate's own, so that a crate running
+//! loom tests of its own with `--cfg loom` still builds this one normally)
+//! only the ring algorithms, the participant table and their `sync` shim
+//! are built, for the loom models.
 
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 mod error;
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub mod layout;
+pub mod mpmc;
 pub mod participants;
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub mod region;
-#[cfg(not(loom))]
+mod ring;
+#[cfg(not(ipc_core_loom))]
 mod sigbus;
 pub mod spsc;
 mod sync;
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 mod sys;
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub mod wait;
 
 /// The README's examples, compiled and run as doctests.
-#[cfg(all(doctest, not(loom)))]
+#[cfg(all(doctest, not(ipc_core_loom)))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub use error::{Error, Result};
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub use layout::{type_tag_of, Kind, Layout};
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub use region::{remove_shm, remove_stale_shm, Backing, HugePages, Region, RegionOptions};

@@ -51,7 +51,7 @@
 //! writes `FREE` *before* dropping it, so a `LIVE` entry whose lock is free
 //! belongs to a dead process. A registrant that gets the lock of a slot
 //! that is not `FREE` (a dead entry not reaped yet) lets go and tries the
-//! next slot. Under `cfg(loom)` the lock is a flag that the model's "kernel"
+//! next slot. Under `cfg(ipc_core_loom)` the lock is a flag that the model's "kernel"
 //! clears when a participant dies (a model's death).
 
 use core::ptr::NonNull;
@@ -106,7 +106,7 @@ pub const fn table_size(count: u64) -> u64 {
 
 /// The region's alignment of every area (`layout::ALIGN`).
 const TABLE_ALIGN: u64 = 128;
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 const _: () = assert!(TABLE_ALIGN == crate::layout::ALIGN);
 
 /// One participant's entry, as it lies in shared memory.
@@ -124,11 +124,11 @@ pub(crate) struct Slot {
     reserved: [AtomicU64; 4],
 }
 
-#[cfg(not(loom))] // loom atomics are larger
+#[cfg(not(ipc_core_loom))] // loom atomics are larger
 const _: () = assert!(core::mem::size_of::<Slot>() as u64 == SLOT_SIZE);
 
 impl Slot {
-    #[cfg(loom)]
+    #[cfg(ipc_core_loom)]
     pub(crate) fn new() -> Slot {
         Slot {
             word: AtomicU64::new(0),
@@ -171,7 +171,7 @@ pub(crate) struct Identity {
 
 impl Identity {
     /// This process, as it sees itself.
-    #[cfg(not(loom))]
+    #[cfg(not(ipc_core_loom))]
     pub(crate) fn of_this_process() -> Identity {
         let pid = crate::sys::current_pid();
         Identity {
@@ -217,7 +217,7 @@ pub(crate) struct Reaping {
 
 /// Why registering failed.
 #[derive(Debug)]
-#[cfg_attr(loom, allow(dead_code))] // loom models only look at is_ok
+#[cfg_attr(ipc_core_loom, allow(dead_code))] // loom models only look at is_ok
 pub(crate) enum RegisterError {
     /// Every slot is taken (by live participants, or dead ones not reaped).
     Full,
@@ -407,9 +407,37 @@ impl Table {
     }
 }
 
-#[cfg(loom)]
-pub(crate) use liveness::flags as loom_flags;
 pub(crate) use liveness::{Hold, Liveness};
+
+/// A participant table on the heap, standing in for a region's in loom
+/// models.
+#[cfg(ipc_core_loom)]
+pub(crate) struct HeapTable {
+    slots: Box<[Slot]>,
+    locks: Box<[loom::sync::atomic::AtomicBool]>,
+}
+
+#[cfg(ipc_core_loom)]
+impl HeapTable {
+    /// A table of `count` free slots.
+    pub(crate) fn new(count: usize) -> HeapTable {
+        HeapTable {
+            slots: (0..count).map(|_| Slot::new()).collect(),
+            locks: liveness::flags(count),
+        }
+    }
+
+    /// The table and its liveness; valid while `self` lives.
+    pub(crate) fn members(&self) -> Members {
+        // SAFETY: `count` slots owned by `self`, which the models keep alive
+        // for as long as they use the table.
+        let table = unsafe { Table::new(NonNull::from(&self.slots[0]), self.slots.len()) };
+        Members {
+            table,
+            liveness: Liveness::new(&self.locks),
+        }
+    }
+}
 
 /// A region's table with the liveness to judge its entries: what ring
 /// handles attach through.
@@ -456,7 +484,7 @@ impl Members {
     }
 
     /// The pid recorded for `token`'s slot, if the index is in range.
-    #[cfg_attr(loom, allow(dead_code))] // for error messages
+    #[cfg_attr(ipc_core_loom, allow(dead_code))] // for error messages
     pub(crate) fn pid_of(&self, token: Token) -> Option<u32> {
         let slot = self.table.slot(token.index())?;
         // Relaxed: for a message only.
@@ -465,7 +493,7 @@ impl Members {
 }
 
 /// Production liveness: one OFD lock per participant.
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 mod liveness {
     use std::os::fd::RawFd;
 
@@ -526,7 +554,7 @@ mod liveness {
 }
 
 /// Loom liveness: a flag per slot stands for its lock.
-#[cfg(loom)]
+#[cfg(ipc_core_loom)]
 mod liveness {
     use core::ptr::NonNull;
 
@@ -619,7 +647,7 @@ mod liveness {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(ipc_core_loom)))]
 mod tests {
     use super::*;
     use crate::RegionOptions;

@@ -1,13 +1,13 @@
 //! The one module that imports atomics and cells.
 //!
-//! Under `cfg(loom)` the atomics come from loom, so the ring algorithms in
+//! Under `cfg(ipc_core_loom)` the atomics come from loom, so the ring algorithms in
 //! [`crate::spsc`] are model-checked on heap memory; otherwise they are
 //! `core`'s atomics, laid out in the shared mapping.
 //!
 //! [`Bytes`] is the ring's view of its data area. Payload bytes are read and
 //! written through raw pointers; record headers, which double as commit
 //! words, through [`Bytes::word`] as atomics. Loom cannot see raw-pointer
-//! accesses, so under `cfg(loom)` every 8-byte word of the area also has a
+//! accesses, so under `cfg(ipc_core_loom)` every 8-byte word of the area also has a
 //! `loom::cell::UnsafeCell<()>` tracker: [`Bytes::mark_written`] and
 //! [`Bytes::mark_read`] record an access, and loom reports a causality
 //! violation when a write and another access of the same word are not ordered
@@ -15,9 +15,9 @@
 //! when used as a header. In production the marks compile to nothing and a
 //! header is the word itself.
 
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub(crate) use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-#[cfg(loom)]
+#[cfg(ipc_core_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A process-local flag raised by a signal handler when a region's memory
@@ -44,9 +44,9 @@ pub(crate) struct Bytes {
     ptr: NonNull<u8>,
     len: usize,
     poison: &'static PoisonFlag,
-    #[cfg(loom)]
+    #[cfg(ipc_core_loom)]
     trackers: NonNull<loom::cell::UnsafeCell<()>>,
-    #[cfg(loom)]
+    #[cfg(ipc_core_loom)]
     words: NonNull<AtomicU64>,
 }
 
@@ -57,7 +57,7 @@ impl Bytes {
     /// # Safety
     /// `ptr..ptr + len` must stay valid for reads and writes while any copy of
     /// the view is used, and `ptr` must be aligned to [`WORD`].
-    #[cfg(not(loom))]
+    #[cfg(not(ipc_core_loom))]
     pub(crate) unsafe fn new(ptr: NonNull<u8>, len: usize, poison: &'static PoisonFlag) -> Self {
         debug_assert_eq!(ptr.as_ptr() as usize % WORD, 0);
         Self { ptr, len, poison }
@@ -91,12 +91,12 @@ impl Bytes {
     #[inline(always)]
     pub(crate) unsafe fn word(&self, offset: usize) -> &AtomicU64 {
         debug_assert!(offset % WORD == 0 && offset < self.len);
-        #[cfg(not(loom))]
+        #[cfg(not(ipc_core_loom))]
         // SAFETY: in bounds and 8-aligned (the area is, and so is `offset`,
         // by the caller's contract); an atomic may alias memory that other
         // processes write.
         return unsafe { &*(self.at(offset) as *const AtomicU64) };
-        #[cfg(loom)]
+        #[cfg(ipc_core_loom)]
         // SAFETY: `offset / WORD` indexes the atomics `HeapBytes` allocated
         // (the caller keeps `offset < len`), which outlive every view.
         return unsafe { &*self.words.as_ptr().add(offset / WORD) };
@@ -113,7 +113,7 @@ impl Bytes {
     #[inline]
     pub(crate) unsafe fn copy_in(&self, offset: usize, src: &[u8]) {
         debug_assert!(offset % WORD == 0 && offset + src.len().next_multiple_of(WORD) <= self.len);
-        #[cfg(not(loom))]
+        #[cfg(not(ipc_core_loom))]
         {
             let mut chunks = src.chunks_exact(WORD);
             let mut at = offset;
@@ -132,7 +132,7 @@ impl Bytes {
                 unsafe { self.word(at) }.store(u64::from_ne_bytes(last), Ordering::Relaxed);
             }
         }
-        #[cfg(loom)]
+        #[cfg(ipc_core_loom)]
         // SAFETY: in range (the caller's contract). Loom checks the
         // protocol's ordering of these bytes through the trackers, which is
         // what matters there; the per-word atomics are for production.
@@ -151,7 +151,7 @@ impl Bytes {
     #[inline]
     pub(crate) unsafe fn copy_out(&self, offset: usize, dst: &mut [u8]) {
         debug_assert!(offset % WORD == 0 && offset + dst.len().next_multiple_of(WORD) <= self.len);
-        #[cfg(not(loom))]
+        #[cfg(not(ipc_core_loom))]
         {
             let mut chunks = dst.chunks_exact_mut(WORD);
             let mut at = offset;
@@ -168,7 +168,7 @@ impl Bytes {
                 rest.copy_from_slice(&word.to_ne_bytes()[..rest.len()]);
             }
         }
-        #[cfg(loom)]
+        #[cfg(ipc_core_loom)]
         // SAFETY: as in `copy_in`.
         unsafe {
             core::ptr::copy_nonoverlapping(self.at(offset), dst.as_mut_ptr(), dst.len())
@@ -184,22 +184,22 @@ impl Bytes {
     /// Tells the model checker that this thread writes `[offset, offset + len)`.
     #[inline(always)]
     pub(crate) fn mark_written(&self, offset: usize, len: usize) {
-        #[cfg(loom)]
+        #[cfg(ipc_core_loom)]
         self.each_tracker(offset, len, |cell| cell.with_mut(|_| ()));
-        #[cfg(not(loom))]
+        #[cfg(not(ipc_core_loom))]
         let _ = (offset, len);
     }
 
     /// Tells the model checker that this thread reads `[offset, offset + len)`.
     #[inline(always)]
     pub(crate) fn mark_read(&self, offset: usize, len: usize) {
-        #[cfg(loom)]
+        #[cfg(ipc_core_loom)]
         self.each_tracker(offset, len, |cell| cell.with(|_| ()));
-        #[cfg(not(loom))]
+        #[cfg(not(ipc_core_loom))]
         let _ = (offset, len);
     }
 
-    #[cfg(loom)]
+    #[cfg(ipc_core_loom)]
     fn each_tracker(&self, offset: usize, len: usize, f: impl Fn(&loom::cell::UnsafeCell<()>)) {
         assert!(offset + len <= self.len, "tracked access out of bounds");
         let first = offset / WORD;
@@ -213,7 +213,7 @@ impl Bytes {
 }
 
 /// Heap memory standing in for a mapping in loom models.
-#[cfg(loom)]
+#[cfg(ipc_core_loom)]
 #[derive(Debug)]
 pub(crate) struct HeapBytes {
     bytes: Box<[core::cell::UnsafeCell<u64>]>,
@@ -221,7 +221,7 @@ pub(crate) struct HeapBytes {
     words: Box<[AtomicU64]>,
 }
 
-#[cfg(loom)]
+#[cfg(ipc_core_loom)]
 impl HeapBytes {
     /// `len` zeroed bytes (a multiple of [`WORD`]).
     pub(crate) fn new(len: usize) -> Self {
@@ -252,8 +252,8 @@ impl HeapBytes {
 
 // SAFETY: the bytes are only reached through `Bytes` views, whose users follow
 // the ring protocol (and loom checks that protocol through the trackers).
-#[cfg(loom)]
+#[cfg(ipc_core_loom)]
 unsafe impl Sync for HeapBytes {}
 // SAFETY: as above; moving the owner between threads moves no aliasing.
-#[cfg(loom)]
+#[cfg(ipc_core_loom)]
 unsafe impl Send for HeapBytes {}

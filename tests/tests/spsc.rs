@@ -295,6 +295,8 @@ fn the_claim_of_a_producer_killed_with_sigkill_is_taken_over() {
 fn a_hostile_process_scribbling_over_a_live_ring_causes_errors_not_crashes() {
     const MAX: u64 = 200;
     let region = Arc::new(ring_options(4096, MAX).create_anonymous().unwrap());
+    // Attached before the scribbler starts, which may corrupt `head` at once.
+    let (mut producer, mut consumer) = spsc::channel(region.clone()).unwrap();
     let words = (spsc::CONTROL_SIZE + 4096) / 8;
     let scribble = || {
         let started = Instant::now();
@@ -329,7 +331,6 @@ fn a_hostile_process_scribbling_over_a_live_ring_causes_errors_not_crashes() {
     // SAFETY: the child only stores into atomics of the shared mapping: no
     // allocation, no locks.
     let child = unsafe { ForkedChild::fork(scribble) }.unwrap();
-    let (mut producer, mut consumer) = spsc::channel(region).unwrap();
     let (mut ok, mut corrupted) = (0u64, 0u64);
     let mut buf = [0u8; MAX as usize];
     let started = Instant::now();

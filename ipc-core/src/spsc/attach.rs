@@ -30,7 +30,7 @@ pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
         data_offset: Layout::data_offset_after(PARTICIPANTS),
         data_size: CONTROL_SIZE + capacity,
         capacity,
-        slot_size: max_message,
+        max_message,
         type_tag: 0,
         participants: PARTICIPANTS,
     })
@@ -64,7 +64,7 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
     // SAFETY: `control` is the 128-aligned control block inside the mapping,
     // zero-initialised by the creator, and the geometry passed validation;
     // the members' table is in the same mapping.
-    Ok(unsafe { Ring::new(control, bytes, members, layout.slot_size) })
+    Ok(unsafe { Ring::new(control, bytes, members, layout.max_message) })
 }
 
 fn attach_error(region: &Region, role: &'static str, e: AttachError) -> Error {
@@ -95,7 +95,14 @@ impl Producer {
     /// Claims the producer role of the ring in `region`. Fails with
     /// [`Error::AlreadyAttached`] while a live process (this one included)
     /// holds it; a claim left by a dead process is taken over.
-    pub fn attach(region: Arc<Region>) -> Result<Producer, Error> {
+    ///
+    /// # Errors
+    /// [`Error::AlreadyAttached`] while another live producer holds the
+    /// role, [`Error::WrongKind`] for a region that is not an SPSC ring,
+    /// [`Error::Corrupted`] when its positions are impossible,
+    /// [`Error::Poisoned`] when its memory was lost.
+    pub fn attach(region: impl Into<Arc<Region>>) -> Result<Producer, Error> {
+        let region = region.into();
         let ring = ring_of(&region)?;
         Producer::attach_ring(ring, region.clone(), Identity::of_this_process())
             .map_err(|e| attach_error(&region, "producer", e))
@@ -103,8 +110,14 @@ impl Producer {
 }
 
 impl Consumer {
-    /// Claims the consumer role of the ring in `region`; see [`Producer::attach`].
-    pub fn attach(region: Arc<Region>) -> Result<Consumer, Error> {
+    /// Claims the consumer role of the ring in `region`; see
+    /// [`Producer::attach`]. A consumer that takes over from one that died
+    /// resumes where it stopped.
+    ///
+    /// # Errors
+    /// As for [`Producer::attach`].
+    pub fn attach(region: impl Into<Arc<Region>>) -> Result<Consumer, Error> {
+        let region = region.into();
         let ring = ring_of(&region)?;
         Consumer::attach_ring(ring, region.clone(), Identity::of_this_process())
             .map_err(|e| attach_error(&region, "consumer", e))
@@ -113,7 +126,8 @@ impl Consumer {
 
 /// Both handles of the ring in `region`, for use within this process (or
 /// handed to threads).
-pub fn channel(region: Arc<Region>) -> Result<(Producer, Consumer), Error> {
+pub fn channel(region: impl Into<Arc<Region>>) -> Result<(Producer, Consumer), Error> {
+    let region = region.into();
     let producer = Producer::attach(region.clone())?;
     let consumer = Consumer::attach(region)?;
     Ok((producer, consumer))

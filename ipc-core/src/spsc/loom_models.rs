@@ -1,7 +1,7 @@
 //! Loom models of the ring: every interleaving (within the preemption bound)
 //! of a producer and a consumer on a tiny ring on the heap.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p
+//! Run with `RUSTFLAGS="--cfg ipc_core_loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p
 //! ipc-core --release --lib`. Besides the assertions here, loom checks every
 //! record byte the two sides touch (see `sync::Bytes`), so a missing
 //! happens-before edge between writing a record and reading it, or between
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use loom::thread;
 
 use super::*;
-use crate::participants::{loom_flags, Liveness, Slot, Table};
+use crate::participants::HeapTable;
 use crate::sync::HeapBytes;
 
 /// Participant slots of the models' rings.
@@ -23,23 +23,16 @@ const SLOTS: usize = 4;
 struct HeapRing {
     control: Box<Control>,
     bytes: HeapBytes,
-    slots: Box<[Slot]>,
-    locks: Box<[loom::sync::atomic::AtomicBool]>,
+    table: HeapTable,
 }
 
 fn heap_ring(capacity: usize, max_message: u64) -> (Ring, Arc<HeapRing>) {
     let owner = Arc::new(HeapRing {
         control: Box::new(Control::new()),
         bytes: HeapBytes::new(capacity),
-        slots: (0..SLOTS).map(|_| Slot::new()).collect(),
-        locks: loom_flags(SLOTS),
+        table: HeapTable::new(SLOTS),
     });
-    // SAFETY: the slots live in `owner`, which every handle keeps alive.
-    let table = unsafe { Table::new(NonNull::from(&owner.slots[0]), SLOTS) };
-    let members = Members {
-        table,
-        liveness: Liveness::new(&owner.locks),
-    };
+    let members = owner.table.members();
     // SAFETY: the control block, bytes and table live in `owner`, which
     // every handle keeps alive; the geometry is valid (asserted below).
     let ring = unsafe {

@@ -62,16 +62,20 @@ use core::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::participants::{Identity, Member, Members, RegisterError, Role, Token};
+use crate::ring::Line;
+pub use crate::ring::{Corruption, RecvError, SendError};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
 
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 mod attach;
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
+pub(crate) use attach::register_error;
+#[cfg(not(ipc_core_loom))]
 pub use attach::{channel, layout, PARTICIPANTS};
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, ipc_core_loom))]
 mod loom_models;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(ipc_core_loom)))]
 mod tests;
 
 /// Smallest capacity in bytes.
@@ -119,9 +123,9 @@ pub fn check_geometry(capacity: u64, max_message: u64) -> Result<(), &'static st
 }
 
 /// Checks the SPSC part of a region layout.
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 pub(crate) fn validate_layout(layout: &crate::Layout) -> Result<(), &'static str> {
-    check_geometry(layout.capacity, layout.slot_size)?;
+    check_geometry(layout.capacity, layout.max_message)?;
     if layout.participants < 2 {
         return Err("an SPSC ring needs participant slots for both sides");
     }
@@ -133,11 +137,6 @@ pub(crate) fn validate_layout(layout: &crate::Layout) -> Result<(), &'static str
     }
     Ok(())
 }
-
-/// One 128-byte line holding a word, so words written by different sides
-/// never share a cache line (nor an adjacent-line prefetch pair).
-#[repr(C, align(128))]
-pub(crate) struct Line(AtomicU64);
 
 /// The ring's shared control block, right after the region header.
 #[repr(C)]
@@ -153,7 +152,7 @@ pub(crate) struct Control {
     consumer: Line,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(ipc_core_loom))]
 const _: () = {
     assert!(core::mem::size_of::<Control>() == 512);
     assert!(core::mem::offset_of!(Control, head) == 128);
@@ -162,7 +161,7 @@ const _: () = {
 };
 
 impl Control {
-    #[cfg(loom)]
+    #[cfg(ipc_core_loom)]
     pub(crate) fn new() -> Self {
         Control {
             tail: Line(AtomicU64::new(0)),
@@ -340,95 +339,6 @@ impl Ring {
         Ok(())
     }
 }
-
-/// Why a ring operation refused a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// No room now; try again after the consumer catches up.
-    Full,
-    /// Longer than the ring's maximum message; nothing was written.
-    TooLarge {
-        /// The message's length.
-        len: usize,
-        /// The ring's limit.
-        max: usize,
-    },
-    /// The shared memory holds values no correct peer writes.
-    Corrupted(Corruption),
-}
-
-/// Why a ring operation returned no message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecvError {
-    /// No message now.
-    Empty,
-    /// The next message does not fit the buffer given; it stays in the ring.
-    BufferTooSmall {
-        /// The message's length.
-        needed: usize,
-    },
-    /// The shared memory holds values no correct peer writes.
-    Corrupted(Corruption),
-}
-
-/// A value in the ring that no correct peer writes: what it was and its value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Corruption {
-    /// What was wrong.
-    pub what: &'static str,
-    /// The offending value.
-    pub value: u64,
-}
-
-impl Corruption {
-    fn new(what: &'static str, value: u64) -> Self {
-        Corruption { what, value }
-    }
-
-    /// The ring's memory was lost: another process shrank the object
-    /// behind it (see [`crate::Region::is_poisoned`]).
-    pub(crate) const LOST: Corruption = Corruption {
-        what: "the region was shrunk by another process; its memory is lost",
-        value: 0,
-    };
-}
-
-impl fmt::Display for Corruption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ring corrupted: {} ({:#x})", self.what, self.value)
-    }
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full => write!(f, "ring is full"),
-            SendError::TooLarge { len, max } => {
-                write!(
-                    f,
-                    "message of {len} bytes exceeds the ring's maximum of {max}"
-                )
-            }
-            SendError::Corrupted(c) => c.fmt(f),
-        }
-    }
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Empty => write!(f, "ring is empty"),
-            RecvError::BufferTooSmall { needed } => {
-                write!(f, "buffer too small for a message of {needed} bytes")
-            }
-            RecvError::Corrupted(c) => c.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
-impl std::error::Error for RecvError {}
-impl std::error::Error for Corruption {}
 
 /// The producing half: the only writer of records.
 ///
@@ -1155,7 +1065,7 @@ impl fmt::Debug for ReadGuard<'_> {
 
 /// Why claiming a role failed, before it becomes a [`crate::Error`].
 #[derive(Debug)]
-#[cfg_attr(loom, allow(dead_code))] // loom models only look at is_ok
+#[cfg_attr(ipc_core_loom, allow(dead_code))] // loom models only look at is_ok
 pub(crate) enum AttachError {
     /// Held by the participant with this token.
     Held(Token),
