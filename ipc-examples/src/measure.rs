@@ -1259,7 +1259,7 @@ fn send_generated(tx: &mut Producer, gen: PayloadGen, seq: u64, len: usize) -> R
 fn recv(rx: &mut Consumer, buf: &mut [u8], peer: Option<&Child>) -> Result<usize> {
     let mut backoff = Backoff::new("a message", peer);
     loop {
-        match rx.recv_into(buf) {
+        match rx.try_recv_into(buf) {
             Ok(n) => return Ok(n),
             Err(RecvError::Empty) => backoff.snooze()?,
             Err(e) => return Err(e.into()),

@@ -47,6 +47,8 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
     if region.is_poisoned() {
         return Err(region.poisoned_error());
     }
+    // Before this process can notify anyone (see `wait::barrier`).
+    crate::wait::barrier::prepare();
     // SAFETY: the layout was validated against the mapping when the region
     // was made or attached (`Layout::validate`, with
     // `spsc::validate_layout`), so the control block lies inside it.

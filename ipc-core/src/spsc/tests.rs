@@ -174,13 +174,13 @@ fn recv_into_leaves_a_message_too_big_for_the_buffer() {
     p.try_send(b"hello world").unwrap();
     let mut small = [0u8; 4];
     assert_eq!(
-        c.recv_into(&mut small),
+        c.try_recv_into(&mut small),
         Err(RecvError::BufferTooSmall { needed: 11 })
     );
     let mut buf = [0u8; 64];
-    assert_eq!(c.recv_into(&mut buf), Ok(11));
+    assert_eq!(c.try_recv_into(&mut buf), Ok(11));
     assert_eq!(&buf[..11], b"hello world");
-    assert_eq!(c.recv_into(&mut buf), Err(RecvError::Empty));
+    assert_eq!(c.try_recv_into(&mut buf), Err(RecvError::Empty));
 }
 
 #[test]
@@ -441,7 +441,7 @@ proptest! {
                 prop_assert!(msg.len() <= 64);
             }
             let mut buf = [0u8; 64];
-            let _ = c.recv_into(&mut buf);
+            let _ = c.try_recv_into(&mut buf);
             let _ = c.drain(4, |m| assert!(m.len() <= 64));
         }
     }
@@ -540,7 +540,7 @@ proptest! {
                 },
                 Op::RecvInto(size) => {
                     let mut buf = vec![0u8; size];
-                    match c.recv_into(&mut buf) {
+                    match c.try_recv_into(&mut buf) {
                         Ok(n) => {
                             let expected = model.pop_front();
                             prop_assert_eq!(Some(&buf[..n].to_vec()), expected.as_ref());
