@@ -73,7 +73,7 @@ mod attach;
 #[cfg(not(ipc_core_loom))]
 pub(crate) use attach::register_error;
 #[cfg(not(ipc_core_loom))]
-pub use attach::{channel, layout, PARTICIPANTS};
+pub use attach::{channel, layout, layout_for, PARTICIPANTS};
 
 #[cfg(all(test, ipc_core_loom))]
 mod loom_models;

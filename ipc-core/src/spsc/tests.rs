@@ -681,3 +681,25 @@ fn a_new_consumer_resumes_where_a_dead_one_stopped() {
     assert_eq!(recv_vec(&mut next).unwrap(), b"two");
     assert_eq!(recv_vec(&mut next).unwrap(), b"six");
 }
+
+#[test]
+fn layout_for_holds_that_many_messages_of_any_size() {
+    for (max, messages) in [(0, 1), (1, 3), (64, 100), (100, 7), (4096, 16)] {
+        let layout = layout_for(max, messages).unwrap();
+        // Wherever the wrap point falls: start after a message of each size.
+        for first in [0usize, max as usize / 3, max as usize] {
+            let (_region, mut p, mut c) = ring(layout.capacity, max);
+            p.try_send(&vec![1; first]).unwrap();
+            assert_eq!(recv_vec(&mut c).unwrap().len(), first);
+            for i in 0..messages {
+                p.try_send(&vec![2; max as usize])
+                    .unwrap_or_else(|e| panic!("{max} B × {messages}: message {i}: {e}"));
+            }
+        }
+    }
+    assert!(matches!(
+        layout_for(1 << 30, 1 << 20),
+        Err(Error::InvalidSize { .. })
+    ));
+    assert!(layout_for(u64::MAX, 2).is_err());
+}
