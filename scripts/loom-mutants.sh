@@ -14,7 +14,11 @@ sed -e 's/^members = .*/members = ["ipc-core"]/' -e 's/^default-members = .*//' 
 
 # file (under ipc-core/src) | models to run | label | text | weakened text
 # Each text occurs exactly once in its file; `\n` in a text is a newline
-# (for orderings that only their next line tells apart).
+# (for orderings that only their next line tells apart). Not here, because
+# no model can tell: the Release of the futex word's bump in `Signal::wake`
+# (under loom the notifier's barrier is a full fence, which already orders
+# the publication before the bump; in production that barrier is only a
+# compiler fence, so the Release stays).
 mutants=(
   "spsc/mod.rs|spsc::|commit of a record (Release)|.store(commit.1, Ordering::Release)|.store(commit.1, Ordering::Relaxed)"
   "spsc/mod.rs|spsc::|publication of a batch (Release)|.store(header, Ordering::Release)|.store(header, Ordering::Relaxed)"
@@ -34,6 +38,10 @@ mutants=(
   "mpmc/mod.rs|mpmc::|hint advance (AcqRel)|hint.compare_exchange(from, next, Ordering::AcqRel, Ordering::Relaxed)|hint.compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)"
   "mpmc/mod.rs|mpmc::|consumers' load of head (Acquire)|let position = head.load(Ordering::Acquire);|let position = head.load(Ordering::Relaxed);"
   "mpmc/mod.rs|mpmc::|recovery's repair of a slot (Release)|.compare_exchange(seen, repaired.word(), Ordering::Release, Ordering::Relaxed)|.compare_exchange(seen, repaired.word(), Ordering::Relaxed, Ordering::Relaxed)"
+  "wait.rs|parked|notifier's half of the barrier (fence removed)|// SeqCst: what the asymmetric pair amounts to; see the module docs.\n            crate::sync::fence(crate::sync::Ordering::SeqCst);|// (removed)"
+  "wait.rs|parked|sleeper's half of the barrier (fence removed)|// SeqCst: see light.\n            crate::sync::fence(crate::sync::Ordering::SeqCst);|// (removed)"
+  "wait.rs|parked|sleeper's re-check after counting itself (removed)|if !ready() {|if { let _ = &ready; true } {"
+  "wait.rs|parked|sleeper's load of the futex word (Acquire)|let seq = self.seq.load(Ordering::Acquire)|let seq = self.seq.load(Ordering::Relaxed)"
 )
 survivors=0
 for mutant in "${mutants[@]}"; do
@@ -53,6 +61,10 @@ for mutant in "${mutants[@]}"; do
     survivors=$((survivors + 1))
   elif result=$(grep -m1 -o 'test result: FAILED.*failed' "$scratch/out.txt"); then
     echo "caught: weakening the $label: ${result#test result: }"
+  elif grep -q 'deadlock' "$scratch/out.txt" && ! grep -q 'could not compile' "$scratch/out.txt"; then
+    # A lost wake-up: loom reports the deadlock, and the model's
+    # destructors panic on the way out, which aborts the test binary.
+    echo "caught: weakening the $label: a model deadlocked (a lost wake-up)"
   else
     echo "loom-mutants: the mutant for '$label' did not build or run:" >&2
     tail -20 "$scratch/out.txt" >&2

@@ -45,7 +45,6 @@ pub mod spsc;
 mod sync;
 #[cfg(not(ipc_core_loom))]
 mod sys;
-#[cfg(not(ipc_core_loom))]
 pub mod wait;
 
 /// The README's examples, compiled and run as doctests.

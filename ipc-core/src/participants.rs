@@ -212,7 +212,17 @@ pub struct Entry {
 #[must_use = "a reaped slot stays unusable until `Table::finish_reap`"]
 pub(crate) struct Reaping {
     pub(crate) index: usize,
+    /// What the dead participant was attached as (`None` for a value no
+    /// correct peer writes).
+    pub(crate) role: Option<Role>,
     word: u64,
+}
+
+impl Reaping {
+    /// The token of the participant being reaped.
+    pub(crate) fn token(&self) -> Token {
+        Token(self.word >> 16 << 16 | self.index as u64)
+    }
 }
 
 /// Why registering failed.
@@ -368,8 +378,22 @@ impl Table {
             .ok()?;
         Some(Reaping {
             index,
+            role: Role::from_u64(word >> 8 & 0xff),
             word: reaping,
         })
+    }
+
+    /// Gives a slot claimed for reaping back as it was, dead and unreaped.
+    pub(crate) fn unstart_reap(&self, reaping: Reaping) {
+        if let Some(slot) = self.slot(reaping.index) {
+            // Relaxed: nothing was done under the claim.
+            let _ = slot.word.compare_exchange(
+                reaping.word,
+                reaping.word & !0xff | LIVE,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Frees a reaped slot, once whatever its participant held is recovered.
@@ -384,6 +408,44 @@ impl Table {
                 Ordering::Relaxed,
             );
         }
+    }
+
+    /// Whether any entry of `role` is registered, alive or dead but not yet
+    /// reaped. No syscall.
+    pub(crate) fn has_entry(&self, role: Role) -> bool {
+        (0..self.count).any(|index| {
+            let slot = self.slot(index).expect("index below count");
+            // Acquire: pairs with the Release CAS in `register` (and the
+            // Release frees in `free` and `finish_reap`).
+            let word = slot.word.load(Ordering::Acquire);
+            matches!(word & 0xff, LIVE | REAPING) && word >> 8 & 0xff == role.to_u64()
+        })
+    }
+
+    /// Reaps every dead entry of `role`, running `recover` on each before
+    /// it is freed. Returns how many were reaped. A lock probe per entry of
+    /// that role: for slow paths only.
+    pub(crate) fn reap_dead(
+        &self,
+        role: Role,
+        liveness: &Liveness,
+        mut recover: impl FnMut(&Reaping),
+    ) -> usize {
+        let mut reaped = 0;
+        for index in 0..self.count {
+            let slot = self.slot(index).expect("index below count");
+            // Relaxed: a first look; `start_reap` acquires what it claims.
+            let word = slot.word.load(Ordering::Relaxed);
+            if word & 0xff != LIVE || word >> 8 & 0xff != role.to_u64() {
+                continue;
+            }
+            if let Some(reaping) = self.start_reap(index, liveness) {
+                recover(&reaping);
+                self.finish_reap(reaping);
+                reaped += 1;
+            }
+        }
+        reaped
     }
 
     /// A snapshot of every registered entry, dead or alive.
@@ -475,11 +537,30 @@ impl Members {
         self.table.is_alive(token, &self.liveness)
     }
 
-    /// Reaps the participant `token` names if it is dead and held nothing
-    /// to recover (or that was recovered already).
-    pub(crate) fn reap(&self, token: Token) {
-        if let Some(reaping) = self.table.start_reap(token.index(), &self.liveness) {
-            self.table.finish_reap(reaping);
+    /// Reaps the participant `token` names, if it is dead, running
+    /// `recover` on what it held before its entry is freed. Whether this
+    /// call reaped it (only one reaper does; a token whose slot has been
+    /// reaped or reused since is not reaped again).
+    pub(crate) fn reap(&self, token: Token, recover: impl FnOnce(&Reaping)) -> bool {
+        let Some(slot) = self.table.slot(token.index()) else {
+            return false;
+        };
+        // Relaxed: a first look; `start_reap` acquires what it claims.
+        if slot.word.load(Ordering::Relaxed) >> 16 != token.generation() {
+            return false;
+        }
+        match self.table.start_reap(token.index(), &self.liveness) {
+            Some(reaping) if reaping.word >> 16 == token.generation() => {
+                recover(&reaping);
+                self.table.finish_reap(reaping);
+                true
+            }
+            // Reused and dead again in between: leave it to its own reaper.
+            Some(reaping) => {
+                self.table.unstart_reap(reaping);
+                false
+            }
+            None => false,
         }
     }
 
@@ -734,7 +815,7 @@ mod tests {
         let members = region.members().unwrap();
         for hostile in [0, u64::MAX, 0xffff, 5 << 16 | 1] {
             assert!(!members.is_alive(Token(hostile)));
-            members.reap(Token(hostile));
+            assert!(!members.reap(Token(hostile), |_| panic!("reaped a hostile token")));
         }
         assert_eq!(members.pid_of(Token(0xffff)), None);
     }

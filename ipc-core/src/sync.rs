@@ -16,9 +16,13 @@
 //! header is the word itself.
 
 #[cfg(not(ipc_core_loom))]
-pub(crate) use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{
+    compiler_fence, fence, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(ipc_core_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+#[cfg(ipc_core_loom)]
+pub(crate) use loom::sync::{Condvar, Mutex};
 
 /// A process-local flag raised by a signal handler when a region's memory
 /// is replaced (see `sigbus`). Never shared between processes and never

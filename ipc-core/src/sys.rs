@@ -13,7 +13,7 @@ use std::ptr::NonNull;
 
 use nix::errno::Errno;
 
-use crate::sync::{AtomicI32, AtomicU32, Ordering};
+use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use nix::fcntl::{self, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{self, MFdFlags};
 use nix::sys::mman::{self, MapFlags, MmapAdvise, ProtFlags};
@@ -717,6 +717,86 @@ fn close_in_forked_children(fd: RawFd) -> Option<usize> {
 fn forget_in_forked_children(slot: usize) {
     // Relaxed: as in `close_in_forked_children`.
     FORK_CLOSED[slot].store(-1, Ordering::Relaxed);
+}
+
+/// `FUTEX_WAIT` (shared, not `FUTEX_PRIVATE_FLAG`, so that it works across
+/// processes): sleeps while `word` holds `expected`, at most `timeout`.
+/// Returns on a wake, a timeout, a signal, or at once when the word already
+/// differs; the caller re-checks whatever it waits for in every case.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration) {
+    let timeout = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    count_syscall();
+    // SAFETY: `word` is a live, 4-aligned atomic (in shared memory, which is
+    // what a non-private futex is for); the timespec lives on our stack.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &timeout as *const libc::timespec,
+        )
+    };
+}
+
+/// `FUTEX_WAKE` of every process and thread sleeping on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    count_syscall();
+    // SAFETY: `word` is a live, 4-aligned atomic; FUTEX_WAKE only reads its
+    // address.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+}
+
+/// Registers this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
+/// (Linux 4.16+), so that a barrier another process asks for reaches this
+/// process's running threads at once. Whether it worked.
+pub(crate) fn register_for_membarrier() -> bool {
+    // SAFETY: membarrier with a command and no pointers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            libc::MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+            0,
+            0,
+        )
+    };
+    rc == 0
+}
+
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: a full memory barrier on
+/// every CPU running a thread of a registered process, before it returns.
+/// Whether it worked.
+pub(crate) fn global_membarrier() -> bool {
+    count_syscall();
+    // SAFETY: membarrier with a command and no pointers.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            libc::MEMBARRIER_CMD_GLOBAL_EXPEDITED,
+            0,
+            0,
+        )
+    };
+    rc == 0
+}
+
+/// System calls made on the paths of sending and receiving (futex waits and
+/// wakes, barriers), counted so tests and benchmarks can show that a stream
+/// whose peer keeps up makes none.
+static WAIT_SYSCALLS: AtomicU64 = AtomicU64::new(0);
+
+fn count_syscall() {
+    // Relaxed: a statistic.
+    WAIT_SYSCALLS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many wait-path system calls this process has made so far.
+pub(crate) fn wait_syscalls() -> u64 {
+    // Relaxed: a statistic.
+    WAIT_SYSCALLS.load(Ordering::Relaxed)
 }
 
 /// A signal's disposition, as `sigaction` reports it.

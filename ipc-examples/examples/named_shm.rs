@@ -8,7 +8,7 @@
 //! 0600, created exclusively) and consumes; it starts a second copy of this
 //! program, a new process image that shares no memory with it, which opens
 //! the region by its name and produces. Messages are written in place
-//! (`try_reserve` + `commit`) and copied out (`recv_into`). The creator
+//! (`try_reserve` + `commit`) and copied out (`try_recv_into`). The creator
 //! removes the name when it drops the region.
 
 use std::error::Error;
@@ -45,7 +45,7 @@ fn consume() -> Result<(), Box<dyn Error>> {
     for seq in 0..MESSAGES {
         let (mut backoff, since) = (Backoff::new(), Instant::now());
         let len = loop {
-            match consumer.recv_into(&mut buf) {
+            match consumer.try_recv_into(&mut buf) {
                 Ok(len) => break len,
                 Err(RecvError::Empty) => {
                     // Spin, yield, then nap; look at the clock once past spinning.

@@ -187,7 +187,7 @@ fn a_peer_that_shrinks_the_object_causes_errors_not_sigbus() {
     ));
     let mut buf = [0u8; 64];
     assert!(matches!(
-        consumer.recv_into(&mut buf),
+        consumer.try_recv_into(&mut buf),
         Err(RecvError::Corrupted(_))
     ));
     assert!(region.is_poisoned());

@@ -303,7 +303,7 @@ fn send_generated(tx: &mut Producer, gen: PayloadGen, seq: u64, len: usize) -> R
 fn recv(rx: &mut Consumer, buf: &mut [u8], peer: Option<&ForkedChild>) -> Result<usize> {
     let mut wait = bounded("a message", peer);
     loop {
-        match rx.recv_into(buf) {
+        match rx.try_recv_into(buf) {
             Ok(n) => return Ok(n),
             Err(RecvError::Empty) => wait.snooze()?,
             Err(e) => return Err(e.into()),

@@ -69,6 +69,8 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
     if region.is_poisoned() {
         return Err(region.poisoned_error());
     }
+    // Before this process can notify anyone (see `wait::barrier`).
+    crate::wait::barrier::prepare();
     let members = region.members().ok_or_else(|| Error::InvalidLayout {
         reason: "an MPMC queue needs a participant table".into(),
     })?;

@@ -15,6 +15,7 @@ use loom::thread;
 use super::*;
 use crate::participants::HeapTable;
 use crate::sync::HeapBytes;
+use crate::wait::WaitStrategy;
 
 /// Participant slots of the models' queues.
 const SLOTS: usize = 5;
@@ -91,13 +92,14 @@ fn recv_some(consumer: &mut Consumer, tries: usize) -> Vec<u8> {
     got
 }
 
-/// Receives everything left, from a queue nobody sends to any more.
+/// Receives everything left, from a queue nobody sends to any more (whose
+/// producers may all be gone).
 fn drain(consumer: &mut Consumer) -> Vec<u8> {
     let mut got = Vec::new();
     loop {
         match consumer.try_recv() {
             Ok(msg) => got.push(msg[0]),
-            Err(RecvError::Empty) => return got,
+            Err(RecvError::Empty | RecvError::Disconnected) => return got,
             Err(e) => panic!("{e}"),
         }
     }
@@ -156,8 +158,9 @@ fn one_producer_two_consumers() {
 
 /// Two producers and two consumers around the wrap point of a 2-slot
 /// queue (positions 1 and 2, slots 1 then 0): each message delivered once.
-/// The main thread is one producer; the consumers try once each and the
-/// main thread drains what they left.
+/// The main thread is one producer and one consumer (it sends, then tries
+/// once to receive); the other consumer tries once too, and the main thread
+/// drains what they left.
 #[test]
 fn two_producers_two_consumers_across_the_wrap() {
     loom::model(|| {
@@ -167,19 +170,13 @@ fn two_producers_two_consumers_across_the_wrap() {
         main.try_send(&[0]).unwrap();
         assert_eq!(recv(&mut drainer), [0]);
         let mut other = producer(ring, &owner);
+        let mut c = consumer(ring, &owner);
         let second = thread::spawn(move || other.try_send(&[2]).unwrap());
-        let consumers: Vec<_> = (0..2)
-            .map(|_| {
-                let mut c = consumer(ring, &owner);
-                thread::spawn(move || recv_some(&mut c, 1))
-            })
-            .collect();
+        let taker = thread::spawn(move || recv_some(&mut c, 1));
         main.try_send(&[1]).unwrap();
+        let mut all = recv_some(&mut drainer, 1);
         second.join().unwrap();
-        let mut all = Vec::new();
-        for t in consumers {
-            all.extend(t.join().unwrap());
-        }
+        all.extend(taker.join().unwrap());
         all.extend(drain(&mut drainer));
         all.sort();
         assert_eq!(all, [1, 2]);
@@ -361,6 +358,8 @@ fn a_slot_repaired_by_one_handle_is_reused_by_another() {
         let mut p = producer(ring, &owner);
         let mut doomed = consumer(ring, &owner);
         let mut reaper = consumer(ring, &owner);
+        // Stays attached, so the consumers are never all gone.
+        let mut drainer = consumer(ring, &owner);
         send(&mut p, b"1-------");
         send(&mut p, b"2-------");
         let t = thread::spawn(move || {
@@ -372,7 +371,7 @@ fn a_slot_repaired_by_one_handle_is_reused_by_another() {
         send(&mut p, b"3-------");
         let lost = t.join().unwrap();
         let mut got = u.join().unwrap();
-        got.extend(drain(&mut consumer(ring, &owner)));
+        got.extend(drain(&mut drainer));
         got.sort();
         let dead_took = lost.map(|position| b'1' + position as u8);
         let expected: Vec<u8> = b"123"
@@ -419,5 +418,46 @@ fn registration_racing_with_a_death() {
         indices.sort();
         indices.dedup();
         assert_eq!(indices.len(), SLOTS);
+    });
+}
+
+/// A consumer that sleeps at once (`Park`) is woken for every message,
+/// whichever of two producers publishes it: no wake-up is lost (a lost one
+/// leaves it asleep: loom reports the deadlock).
+#[test]
+fn a_parked_consumer_is_always_woken() {
+    loom::model(|| {
+        let (ring, owner) = heap_queue(2, 8);
+        let mut c = consumer(ring, &owner);
+        c.set_wait_strategy(WaitStrategy::Park);
+        let mut p = producer(ring, &owner);
+        let t = thread::spawn(move || {
+            p.try_send(b"one").unwrap();
+            p.try_send(b"two").unwrap();
+        });
+        assert_eq!(&*c.recv().unwrap(), b"one");
+        assert_eq!(&*c.recv().unwrap(), b"two");
+        t.join().unwrap();
+    });
+}
+
+/// A producer that sleeps at once on a full queue is woken when a consumer
+/// frees a slot.
+#[test]
+fn a_parked_producer_is_always_woken() {
+    loom::model(|| {
+        let (ring, owner) = heap_queue(2, 8);
+        let mut p = producer(ring, &owner);
+        let mut c = consumer(ring, &owner);
+        p.set_wait_strategy(WaitStrategy::Park);
+        p.try_send(b"one").unwrap();
+        p.try_send(b"two").unwrap();
+        let t = thread::spawn(move || {
+            p.send(b"three").unwrap();
+        });
+        assert_eq!(recv(&mut c), b"one");
+        t.join().unwrap();
+        assert_eq!(recv(&mut c), b"two");
+        assert_eq!(recv(&mut c), b"three");
     });
 }

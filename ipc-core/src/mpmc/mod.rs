@@ -88,11 +88,13 @@ use core::fmt;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::participants::{Identity, Member, Members, RegisterError, Role};
-use crate::ring::Line;
 pub use crate::ring::{Corruption, RecvError, SendError};
+use crate::ring::{Lifecycle, Line, Presence};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
+use crate::wait::{deadline_after, Paused, Signal, Wait, WaitStrategy};
 
 #[cfg(not(ipc_core_loom))]
 mod attach;
@@ -177,14 +179,21 @@ pub(crate) struct Control {
     skipped: Line,
     /// Messages whose reader died while reading them.
     lost: Line,
-    /// For waiting and lifecycle words (blocking calls); zero.
-    reserved: [Line; 4],
+    /// Consumers sleep on it; producers notify it after publishing.
+    data: Signal,
+    /// Producers sleep on it; consumers notify it after freeing a slot.
+    space: Signal,
+    /// Who is attached, and who has been.
+    lifecycle: Lifecycle,
+    reserved: Line,
 }
 
 #[cfg(not(ipc_core_loom))]
 const _: () = {
     assert!(core::mem::size_of::<Control>() == 1024);
     assert!(core::mem::offset_of!(Control, head) == 128);
+    assert!(core::mem::offset_of!(Control, data) == 512);
+    assert!(core::mem::offset_of!(Control, lifecycle) == 768);
 };
 
 impl Control {
@@ -195,7 +204,10 @@ impl Control {
             head: Line::new(),
             skipped: Line::new(),
             lost: Line::new(),
-            reserved: [Line::new(), Line::new(), Line::new(), Line::new()],
+            data: Signal::new(),
+            space: Signal::new(),
+            lifecycle: Lifecycle::new(),
+            reserved: Line::new(),
         }
     }
 }
@@ -378,10 +390,24 @@ impl Ring {
     }
 
     /// Registers a participant of `role`, reaping dead entries (and what
-    /// they held) if the table is full.
+    /// they held) if the table is full. Every change to the table bumps the
+    /// lifecycle epoch, so peers notice.
     fn join(&self, role: Role, identity: Identity) -> Result<Member, RegisterError> {
-        self.members
-            .join(role, identity, |reaping| self.recover(reaping.index))
+        let joined = self
+            .members
+            .join(role, identity, |reaping| self.recover(reaping.index));
+        let control = self.control();
+        control
+            .lifecycle
+            .changed(joined.as_ref().ok().map(|_| role));
+        joined
+    }
+
+    /// Leaves the table when a handle drops, and wakes the other side so it
+    /// notices.
+    fn leave(&self, member: &Member) {
+        self.members.table.free(member);
+        self.membership_changed();
     }
 
     /// If participant index + 1 `holder` is dead, reaps it: repairs every
@@ -399,10 +425,34 @@ impl Ring {
             Some(reaping) => {
                 self.recover(reaping.index);
                 self.members.table.finish_reap(reaping);
+                self.membership_changed();
                 true
             }
             None => false,
         }
+    }
+
+    /// Reaps every dead participant of `role`; a lock probe per entry of that
+    /// role, for a blocked call's liveness ticks.
+    fn reap_dead(&self, role: Role) {
+        let reaped = self
+            .members
+            .table
+            .reap_dead(role, &self.members.liveness, |reaping| {
+                self.recover(reaping.index)
+            });
+        if reaped > 0 {
+            self.membership_changed();
+        }
+    }
+
+    /// Bumps the lifecycle epoch and wakes every sleeper, so all re-check
+    /// who is left (and the slots a reaping repaired).
+    fn membership_changed(&self) {
+        let control = self.control();
+        control.lifecycle.changed(None);
+        control.data.notify();
+        control.space.notify();
     }
 
     /// Repairs the slots that dead participant `index` held: a message it
@@ -494,6 +544,9 @@ pub struct Producer {
     /// Our participant index + 1, as stamps name it.
     holder: u64,
     stall: Stall,
+    /// Whether the consumers are gone, as of the lifecycle epoch last seen.
+    consumers: Presence,
+    strategy: WaitStrategy,
     #[cfg_attr(ipc_core_loom, allow(dead_code))] // loom models make no clones
     owner: Arc<dyn Send + Sync>,
 }
@@ -507,6 +560,9 @@ pub struct Consumer {
     member: Member,
     holder: u64,
     stall: Stall,
+    /// Whether the producers are gone, as of the lifecycle epoch last seen.
+    producers: Presence,
+    strategy: WaitStrategy,
     #[cfg_attr(ipc_core_loom, allow(dead_code))] // loom models make no clones
     owner: Arc<dyn Send + Sync>,
 }
@@ -548,6 +604,8 @@ impl Producer {
             member,
             holder,
             stall: Stall::default(),
+            consumers: Presence::default(),
+            strategy: WaitStrategy::default(),
             owner,
         })
     }
@@ -598,6 +656,93 @@ impl Producer {
         })
     }
 
+    /// Copies `msg` into a slot and publishes it, waiting for a free slot as
+    /// the handle's [`WaitStrategy`] says. `Disconnected` (and nothing
+    /// sent) once every consumer is gone.
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_until(msg, None)
+    }
+
+    /// [`send`](Self::send), giving up with [`SendError::Timeout`] after
+    /// `timeout`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.send_until(msg, Some(deadline_after(timeout)))
+    }
+
+    /// [`send`](Self::send), giving up with [`SendError::Timeout`] at
+    /// `deadline`.
+    pub fn send_deadline(&mut self, msg: &[u8], deadline: Instant) -> Result<(), SendError> {
+        self.send_until(msg, Some(deadline))
+    }
+
+    /// Claims a slot as [`try_reserve`](Self::try_reserve) does, waiting for
+    /// one as [`send`](Self::send) does.
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
+        let position = self.claim_until(len, None)?;
+        Ok(Grant {
+            producer: self,
+            position,
+            len,
+            done: false,
+        })
+    }
+
+    /// [`reserve`](Self::reserve), giving up at `deadline`.
+    pub fn reserve_deadline(
+        &mut self,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<Grant<'_>, SendError> {
+        let position = self.claim_until(len, Some(deadline))?;
+        Ok(Grant {
+            producer: self,
+            position,
+            len,
+            done: false,
+        })
+    }
+
+    /// How this handle waits in its blocking calls (default
+    /// [`WaitStrategy::default`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    fn send_until(&mut self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        let position = self.claim_until(msg.len(), deadline)?;
+        // SAFETY: as in `try_send`.
+        unsafe { self.ring.slots.copy_in(self.ring.payload(position), msg) };
+        self.publish(position, msg.len())
+    }
+
+    /// Claims a slot, waiting for one (or the deadline, or the consumers'
+    /// leaving) as the strategy says.
+    fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<u64, SendError> {
+        let mut wait = Wait::new(self.strategy, deadline);
+        loop {
+            match self.claim(len) {
+                Err(SendError::Full) => {}
+                other => return other,
+            }
+            let ring = self.ring;
+            let control = ring.control();
+            let seen = self.consumers.seen();
+            // Relaxed: only whether to look again; `claim` acquires. The
+            // slot at the tail freed, or the membership changed.
+            let ready = || {
+                let tail = control.tail.0.load(Ordering::Relaxed);
+                let free = Stamp::decode(ring.stamp(tail).load(Ordering::Relaxed))
+                    .is_some_and(|s| s.state == State::Empty && s.lap == ring.lap(tail));
+                free || control.lifecycle.moved_from(seen)
+            };
+            match wait.pause(&control.space, ready) {
+                Paused::Again => {}
+                Paused::Tick => ring.reap_dead(Role::Consumer),
+                Paused::TimedOut => return Err(SendError::Timeout),
+            }
+        }
+    }
+
     /// Claims the slot of the next position for writing.
     #[inline]
     fn claim(&mut self, len: usize) -> Result<u64, SendError> {
@@ -610,6 +755,12 @@ impl Producer {
                 len,
                 max: ring.max_message as usize,
             });
+        }
+        if self
+            .consumers
+            .peers_gone(&ring.control().lifecycle, &ring.members, Role::Consumer)
+        {
+            return Err(SendError::Disconnected);
         }
         let tail = &ring.control().tail.0;
         for _ in 0..MAX_ATTEMPTS {
@@ -693,13 +844,14 @@ impl Producer {
         // scribbled over it, and the message must not be published.
         ring.stamp(position)
             .compare_exchange(mine, full, Ordering::Release, Ordering::Relaxed)
-            .map(drop)
             .map_err(|found| {
                 SendError::Corrupted(Corruption::new(
                     "the slot was taken from this producer before it published",
                     found,
                 ))
-            })
+            })?;
+        ring.control().data.notify();
+        Ok(())
     }
 
     /// Gives up a claimed slot: consumers step over it.
@@ -716,6 +868,8 @@ impl Producer {
             Ordering::Release,
             Ordering::Relaxed,
         );
+        // A consumer waiting on this slot may step over it now.
+        ring.control().data.notify();
     }
 
     /// The process holding this handle dies: no destructor runs; only the
@@ -734,7 +888,7 @@ impl Drop for Producer {
     fn drop(&mut self) {
         // A copy in a child made by `fork` is not the participant.
         if self.member.hold.in_this_process() {
-            self.ring.members.table.free(&self.member);
+            self.ring.leave(&self.member);
         }
     }
 }
@@ -825,6 +979,8 @@ impl Consumer {
             member,
             holder,
             stall: Stall::default(),
+            producers: Presence::default(),
+            strategy: WaitStrategy::default(),
             owner,
         })
     }
@@ -862,14 +1018,109 @@ impl Consumer {
         })
     }
 
+    /// The next message, read in place, waiting for it as the handle's
+    /// [`WaitStrategy`] says; `Disconnected` once every producer is gone and
+    /// everything sent has been received.
+    pub fn recv(&mut self) -> Result<ReadGuard<'_>, RecvError> {
+        let (position, len) = self.claim_until(usize::MAX, None)?;
+        Ok(ReadGuard {
+            consumer: self,
+            position,
+            len,
+        })
+    }
+
+    /// [`recv`](Self::recv), giving up with [`RecvError::Timeout`] after
+    /// `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_>, RecvError> {
+        self.recv_deadline(deadline_after(timeout))
+    }
+
+    /// [`recv`](Self::recv), giving up with [`RecvError::Timeout`] at
+    /// `deadline`.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<ReadGuard<'_>, RecvError> {
+        let (position, len) = self.claim_until(usize::MAX, Some(deadline))?;
+        Ok(ReadGuard {
+            consumer: self,
+            position,
+            len,
+        })
+    }
+
+    /// Copies the next message into `buf`, waiting for it as
+    /// [`recv`](Self::recv) does; see [`try_recv_into`](Self::try_recv_into).
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let (position, len) = self.claim_until(buf.len(), None)?;
+        Ok(self.copy_out(position, len, buf))
+    }
+
+    /// [`recv_into`](Self::recv_into), giving up at `deadline`.
+    pub fn recv_into_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<usize, RecvError> {
+        let (position, len) = self.claim_until(buf.len(), Some(deadline))?;
+        Ok(self.copy_out(position, len, buf))
+    }
+
+    /// How this handle waits in its blocking calls (default
+    /// [`WaitStrategy::default`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// Claims the slot at the head, waiting for a message (or the deadline,
+    /// or the producers' leaving) as the strategy says.
+    fn claim_until(
+        &mut self,
+        room: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(u64, usize), RecvError> {
+        let mut wait = Wait::new(self.strategy, deadline);
+        loop {
+            match self.claim(room) {
+                Err(RecvError::Empty) => {}
+                other => return other,
+            }
+            let ring = self.ring;
+            let control = ring.control();
+            let seen = self.producers.seen();
+            // Relaxed: only whether to look again; `claim` acquires. The
+            // slot at the head has something to take (or the head moved on),
+            // or the membership changed. A slot still being written is
+            // waited for: its producer notifies when it publishes.
+            let ready = || {
+                let head = control.head.0.load(Ordering::Relaxed);
+                let takeable =
+                    Stamp::decode(ring.stamp(head).load(Ordering::Relaxed)).is_none_or(|s| {
+                        s.lap != ring.lap(head) || matches!(s.state, State::Full | State::Abandoned)
+                    });
+                takeable || control.lifecycle.moved_from(seen)
+            };
+            match wait.pause(&control.data, ready) {
+                Paused::Again => {}
+                Paused::Tick => ring.reap_dead(Role::Producer),
+                Paused::TimedOut => return Err(RecvError::Timeout),
+            }
+        }
+    }
+
     /// Copies the next message into `buf` and frees its slot; returns its
     /// length. A message longer than `buf` stays in the queue
-    /// ([`RecvError::BufferTooSmall`]). Like
-    /// [`crate::spsc::Consumer::recv_into`], the copy trusts nothing and
-    /// what lands in `buf` cannot change after this returns.
+    /// ([`RecvError::BufferTooSmall`]). Does not wait: `Empty` when there
+    /// is none. Like [`crate::spsc::Consumer::try_recv_into`], the copy
+    /// trusts nothing and what lands in `buf` cannot change after this
+    /// returns.
     #[inline]
-    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         let (position, len) = self.claim(buf.len())?;
+        Ok(self.copy_out(position, len, buf))
+    }
+
+    /// Copies a claimed slot's message out and frees the slot.
+    #[inline]
+    fn copy_out(&mut self, position: u64, len: usize, buf: &mut [u8]) -> usize {
         // SAFETY: the payload of the slot we claimed, `len <= max_message`
         // bytes rounded up to a word, inside the slot area.
         unsafe {
@@ -878,7 +1129,7 @@ impl Consumer {
                 .copy_out(self.ring.payload(position), &mut buf[..len])
         };
         self.release(position);
-        Ok(len)
+        len
     }
 
     /// Claims the slot at the head for reading: its position and length. A
@@ -949,6 +1200,7 @@ impl Consumer {
                         .is_ok()
                     {
                         Ring::advance(head, position);
+                        ring.control().space.notify();
                     }
                 }
                 // Being read by another consumer, or consumed already: move
@@ -982,6 +1234,21 @@ impl Consumer {
                     if ring.slots.is_poisoned() {
                         return Err(RecvError::Corrupted(Corruption::LOST));
                     }
+                    if s.state == State::Empty
+                        && self.producers.peers_gone(
+                            &ring.control().lifecycle,
+                            &ring.members,
+                            Role::Producer,
+                        )
+                    {
+                        // Producers publish before they leave, and leaving
+                        // is acquired by `peers_gone`: look once more.
+                        // Acquire: as the stamp load above.
+                        if word.load(Ordering::Acquire) == seen {
+                            return Err(RecvError::Disconnected);
+                        }
+                        continue;
+                    }
                     return Err(RecvError::Empty);
                 }
                 _ => {
@@ -1013,6 +1280,7 @@ impl Consumer {
         let _ =
             ring.stamp(position)
                 .compare_exchange(mine, free, Ordering::Release, Ordering::Relaxed);
+        ring.control().space.notify();
     }
 
     /// The process holding this handle dies; see [`Producer::die`].
@@ -1029,7 +1297,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         // A copy in a child made by `fork` is not the participant.
         if self.member.hold.in_this_process() {
-            self.ring.members.table.free(&self.member);
+            self.ring.leave(&self.member);
         }
     }
 }

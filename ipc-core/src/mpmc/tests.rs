@@ -89,11 +89,11 @@ fn grants_commit_or_abandon_and_recv_into_checks_the_buffer() {
     p.try_send(b"third").unwrap();
     let mut small = [0u8; 4];
     assert_eq!(
-        c.recv_into(&mut small),
+        c.try_recv_into(&mut small),
         Err(RecvError::BufferTooSmall { needed: 5 })
     );
     let mut buf = [0u8; 16];
-    assert_eq!(c.recv_into(&mut buf), Ok(5));
+    assert_eq!(c.try_recv_into(&mut buf), Ok(5));
     assert_eq!(&buf[..5], b"first");
     assert_eq!(recv_vec(&mut c).unwrap(), b"third");
     assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
@@ -184,7 +184,7 @@ fn threads_deliver_every_message_exactly_once_in_each_producers_order() {
                     while total.load(std::sync::atomic::Ordering::Relaxed) < PRODUCERS * EACH {
                         assert!(Instant::now() < deadline, "messages missing");
                         let mut buf = [0u8; 16];
-                        match c.recv_into(&mut buf) {
+                        match c.try_recv_into(&mut buf) {
                             Ok(16) => {
                                 total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 let id = u64::from_le_bytes(buf[..8].try_into().unwrap());

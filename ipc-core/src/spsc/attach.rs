@@ -36,6 +36,53 @@ pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
     })
 }
 
+/// The layout of the smallest SPSC ring that holds `messages` messages of
+/// up to `max_message` bytes at once, whatever their sizes and wherever the
+/// wrap point falls; see [`layout`].
+///
+/// ```
+/// use ipc_core::{spsc, RegionOptions};
+///
+/// let region = RegionOptions::new()
+///     .layout(spsc::layout_for(64, 100)?)
+///     .create_anonymous()?;
+/// let (mut producer, _consumer) = spsc::channel(region)?;
+/// for _ in 0..100 {
+///     producer.try_send(&[7; 64])?; // no consumer needed for 100 of them
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidSize`] when no ring up to [`super::MAX_CAPACITY`] fits.
+pub fn layout_for(max_message: u64, messages: u64) -> Result<Layout, Error> {
+    if max_message > super::max_message_for(super::MAX_CAPACITY) {
+        return Err(too_large(messages));
+    }
+    let record = super::record_size(max_message);
+    // Every record, the padding a wrap can waste (less than one record), and
+    // the zeroed header word after the last record.
+    let needed = messages
+        .checked_mul(record)
+        .and_then(|bytes| bytes.checked_add(record + super::HEADER))
+        .ok_or_else(|| too_large(messages))?;
+    // A message's record may take at most half the ring.
+    let capacity = needed
+        .max(2 * (max_message + super::HEADER))
+        .max(super::MIN_CAPACITY)
+        .checked_next_power_of_two()
+        .filter(|&capacity| capacity <= super::MAX_CAPACITY)
+        .ok_or_else(|| too_large(messages))?;
+    layout(capacity, max_message)
+}
+
+fn too_large(messages: u64) -> Error {
+    Error::InvalidSize {
+        requested: messages,
+        reason: "no ring is large enough for that many messages of that size",
+    }
+}
+
 fn ring_of(region: &Region) -> Result<Ring, Error> {
     let layout = region.layout();
     if layout.kind != Kind::Spsc {
@@ -47,6 +94,8 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
     if region.is_poisoned() {
         return Err(region.poisoned_error());
     }
+    // Before this process can notify anyone (see `wait::barrier`).
+    crate::wait::barrier::prepare();
     // SAFETY: the layout was validated against the mapping when the region
     // was made or attached (`Layout::validate`, with
     // `spsc::validate_layout`), so the control block lies inside it.

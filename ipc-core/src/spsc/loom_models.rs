@@ -15,6 +15,7 @@ use loom::thread;
 use super::*;
 use crate::participants::HeapTable;
 use crate::sync::HeapBytes;
+use crate::wait::WaitStrategy;
 
 /// Participant slots of the models' rings.
 const SLOTS: usize = 4;
@@ -150,7 +151,7 @@ fn full_and_empty() {
         let mut got = Vec::new();
         while got.len() < 4 {
             let mut buf = [0u8; 8];
-            match consumer.recv_into(&mut buf) {
+            match consumer.try_recv_into(&mut buf) {
                 Ok(8) => got.push(buf[0]),
                 Ok(n) => panic!("short message of {n} bytes"),
                 Err(RecvError::Empty) => {
@@ -217,9 +218,10 @@ fn producer_handover_keeps_order() {
                 Ok(b"second".to_vec())
             );
         }
+        // Both producers have left (the second drops with its thread).
         assert_eq!(
             consumer.try_recv().map(|m| m.to_vec()),
-            Err(RecvError::Empty)
+            Err(RecvError::Disconnected)
         );
     });
 }
@@ -297,5 +299,89 @@ fn registration_racing_with_a_death() {
             .any(|entry| !entry.alive && entry.index == doomed_index);
         assert!(!dead_left);
         drop(successor);
+    });
+}
+
+/// A consumer that sleeps at once (`Park`) for each message: no wake-up is
+/// lost, whatever the interleaving of its announcing itself and the
+/// producer's publishing (a lost one leaves it asleep: loom reports the
+/// deadlock).
+#[test]
+fn a_parked_consumer_is_always_woken() {
+    loom::model(|| {
+        let (mut producer, mut consumer) = handles(64, 8);
+        consumer.set_wait_strategy(WaitStrategy::Park);
+        let t = thread::spawn(move || {
+            producer.try_send(b"one").unwrap();
+            producer.try_send(b"two").unwrap();
+        });
+        assert_eq!(&*consumer.recv().unwrap(), b"one");
+        assert_eq!(&*consumer.recv().unwrap(), b"two");
+        t.join().unwrap();
+    });
+}
+
+/// A producer that sleeps at once when the ring is full is woken when the
+/// consumer frees room.
+#[test]
+fn a_parked_producer_is_always_woken() {
+    loom::model(|| {
+        // Two 16-byte records fill the 32-byte ring's usable room.
+        let (mut producer, mut consumer) = handles(32, 8);
+        producer.set_wait_strategy(WaitStrategy::Park);
+        producer.try_send(b"12345678").unwrap();
+        let t = thread::spawn(move || {
+            producer.send(b"abcdefgh").unwrap();
+        });
+        assert_eq!(recv(&mut consumer), b"12345678");
+        t.join().unwrap();
+        assert_eq!(recv(&mut consumer), b"abcdefgh");
+    });
+}
+
+/// A producer that leaves wakes a parked consumer, which drains what was
+/// sent and then learns the producer is gone.
+#[test]
+fn a_parked_consumer_sees_the_producer_leave() {
+    loom::model(|| {
+        let (mut producer, mut consumer) = handles(64, 8);
+        consumer.set_wait_strategy(WaitStrategy::Park);
+        let t = thread::spawn(move || {
+            producer.try_send(b"last").unwrap();
+            drop(producer);
+        });
+        assert_eq!(&*consumer.recv().unwrap(), b"last");
+        assert_eq!(
+            consumer.recv().map(|m| m.len()),
+            Err(RecvError::Disconnected)
+        );
+        t.join().unwrap();
+    });
+}
+
+/// One message and nothing after it (the producer stays attached until the
+/// consumer has it, so no later notification can make up for a lost one):
+/// the parked consumer must be woken by that single notification.
+#[test]
+fn a_parked_consumer_is_woken_by_a_single_message() {
+    loom::model(|| {
+        let (mut producer, mut consumer) = handles(64, 8);
+        consumer.set_wait_strategy(WaitStrategy::Park);
+        let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let t = {
+            let done = done.clone();
+            thread::spawn(move || {
+                producer.try_send(b"only").unwrap();
+                // Acquire: pairs with the Release store below (a plain
+                // go-ahead; nothing is read after it).
+                while !done.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+            })
+        };
+        assert_eq!(&*consumer.recv().unwrap(), b"only");
+        // Release: see above.
+        done.store(true, Ordering::Release);
+        t.join().unwrap();
     });
 }

@@ -60,18 +60,20 @@ use core::fmt;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::participants::{Identity, Member, Members, RegisterError, Role, Token};
-use crate::ring::Line;
+use crate::participants::{Identity, Member, Members, Reaping, RegisterError, Role, Token};
 pub use crate::ring::{Corruption, RecvError, SendError};
+use crate::ring::{Lifecycle, Line, Presence};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
+use crate::wait::{deadline_after, Paused, Signal, Wait, WaitStrategy};
 
 #[cfg(not(ipc_core_loom))]
 mod attach;
 #[cfg(not(ipc_core_loom))]
 pub(crate) use attach::register_error;
 #[cfg(not(ipc_core_loom))]
-pub use attach::{channel, layout, PARTICIPANTS};
+pub use attach::{channel, layout, layout_for, PARTICIPANTS};
 
 #[cfg(all(test, ipc_core_loom))]
 mod loom_models;
@@ -146,28 +148,50 @@ pub(crate) struct Control {
     tail: Line,
     /// Consumer-written: end of the released records. Producer reads it.
     head: Line,
-    /// Producer claim: id (pid) of the attached producer, 0 when free.
+    /// Producer claim: the participant token of the attached producer, 0
+    /// when free.
     producer: Line,
     /// Consumer claim, likewise.
     consumer: Line,
+    /// The consumer sleeps on it; the producer notifies it after publishing.
+    data: Signal,
+    /// The producer sleeps on it; the consumer notifies it after releasing.
+    space: Signal,
+    /// Who is attached, and who has been.
+    lifecycle: Lifecycle,
+    reserved: Line,
 }
 
 #[cfg(not(ipc_core_loom))]
 const _: () = {
-    assert!(core::mem::size_of::<Control>() == 512);
+    assert!(core::mem::size_of::<Control>() == 1024);
     assert!(core::mem::offset_of!(Control, head) == 128);
     assert!(core::mem::offset_of!(Control, producer) == 256);
     assert!(core::mem::offset_of!(Control, consumer) == 384);
+    assert!(core::mem::offset_of!(Control, data) == 512);
+    assert!(core::mem::offset_of!(Control, lifecycle) == 768);
 };
 
 impl Control {
     #[cfg(ipc_core_loom)]
     pub(crate) fn new() -> Self {
         Control {
-            tail: Line(AtomicU64::new(0)),
-            head: Line(AtomicU64::new(0)),
-            producer: Line(AtomicU64::new(0)),
-            consumer: Line(AtomicU64::new(0)),
+            tail: Line::new(),
+            head: Line::new(),
+            producer: Line::new(),
+            consumer: Line::new(),
+            data: Signal::new(),
+            space: Signal::new(),
+            lifecycle: Lifecycle::new(),
+            reserved: Line::new(),
+        }
+    }
+
+    /// The claim word of `role`.
+    fn claim_of(&self, role: Role) -> &AtomicU64 {
+        match role {
+            Role::Producer => &self.producer.0,
+            Role::Consumer => &self.consumer.0,
         }
     }
 }
@@ -232,33 +256,61 @@ impl Ring {
         (position & (self.capacity - 1)) as usize
     }
 
-    /// Registers as a participant of `role`, claims `word` with its token,
-    /// then runs `setup`; on any failure the claim and the registration are
-    /// given back.
+    /// Registers as a participant of `role`, claims the role with its
+    /// token, then runs `setup`; on any failure the claim and the
+    /// registration are given back. Every change to the table bumps the
+    /// lifecycle epoch, so peers notice.
     fn join_then<T>(
         &self,
-        word: &AtomicU64,
         role: Role,
         identity: Identity,
         setup: impl FnOnce() -> Result<T, Corruption>,
     ) -> Result<(Member, T), AttachError> {
-        // Nothing but a claim word refers to an SPSC participant, and a claim
-        // left by a dead one is simply taken over: nothing to recover.
-        let member = self
+        let control = self.control();
+        let word = control.claim_of(role);
+        let joined = self
             .members
-            .join(role, identity, |_| {})
-            .map_err(AttachError::Register)?;
+            .join(role, identity, |reaping| self.recover(reaping));
+        control.lifecycle.changed(None);
+        let member = joined.map_err(AttachError::Register)?;
         if let Err(holder) = self.claim(word, member.token, |t| self.members.is_alive(t)) {
             self.members.table.leave(member);
+            control.lifecycle.changed(None);
             return Err(AttachError::Held(holder));
         }
         match setup() {
-            Ok(value) => Ok((member, value)),
+            Ok(value) => {
+                control.lifecycle.changed(Some(role));
+                Ok((member, value))
+            }
             Err(corruption) => {
                 Ring::release(word, member.token);
                 self.members.table.leave(member);
+                control.lifecycle.changed(None);
                 Err(AttachError::Corrupted(corruption))
             }
+        }
+    }
+
+    /// What a dead participant held: its role's claim, if the claim still
+    /// names it.
+    fn recover(&self, reaping: &Reaping) {
+        if let Some(role) = reaping.role {
+            Ring::release(self.control().claim_of(role), reaping.token());
+        }
+    }
+
+    /// Reaps every dead participant of `role` (releasing its claim); a lock
+    /// probe per entry of that role, for a blocked call's liveness ticks.
+    fn reap_dead(&self, role: Role) {
+        let reaped = self
+            .members
+            .table
+            .reap_dead(role, &self.members.liveness, |reaping| {
+                self.recover(reaping)
+            });
+        if reaped > 0 {
+            self.control().lifecycle.changed(None);
         }
     }
 
@@ -284,8 +336,9 @@ impl Ring {
             // without it). Acquire on failure: that rival's side.
             match word.compare_exchange(expected, token.0, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    if expected != 0 {
-                        self.members.reap(Token(expected));
+                    // The dead holder's claim is ours now; its entry goes.
+                    if expected != 0 && self.members.reap(Token(expected), |_| {}) {
+                        self.control().lifecycle.changed(None);
                     }
                     return Ok(());
                 }
@@ -311,11 +364,26 @@ impl Ring {
         let _ = word.compare_exchange(token.0, 0, Ordering::Release, Ordering::Relaxed);
     }
 
-    /// Gives up `member`'s claim on `word` and leaves the table: when a
-    /// handle drops, unless it is a copy in a child made by `fork`.
-    fn leave(&self, word: &AtomicU64, member: &Member) {
-        Ring::release(word, member.token);
+    /// Gives up `member`'s claim of `role` and leaves the table when a
+    /// handle drops (unless it is a copy in a child made by `fork`), and
+    /// wakes the other side so it notices.
+    fn leave(&self, role: Role, member: &Member) {
+        let control = self.control();
+        Ring::release(control.claim_of(role), member.token);
         self.members.table.free(member);
+        control.lifecycle.changed(None);
+        match role {
+            Role::Producer => control.data.notify(),
+            Role::Consumer => control.space.notify(),
+        }
+    }
+
+    /// Whether a record (or padding) is committed at `position`: only
+    /// whether to look again, so a Relaxed load.
+    fn has_record_at(&self, position: u64) -> bool {
+        // Relaxed: see above; `Consumer::next` acquires.
+        // SAFETY: a masked, 8-aligned position is a word inside the buffer.
+        unsafe { self.buf.word(self.offset(position)) }.load(Ordering::Relaxed) != 0
     }
 
     /// Whether `word`, found at buffer `offset`, is the padding record that
@@ -359,6 +427,9 @@ pub struct Producer {
     /// The commit word an open batch withholds: buffer offset and value.
     withheld: Option<(usize, u64)>,
     member: Member,
+    /// Whether the consumer is gone, as of the lifecycle epoch last seen.
+    consumers: Presence,
+    strategy: WaitStrategy,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -387,15 +458,15 @@ impl Producer {
         identity: Identity,
     ) -> Result<Producer, AttachError> {
         let (member, (head, tail)) =
-            ring.join_then(&ring.control().producer.0, Role::Producer, identity, || {
-                Self::find_end(ring)
-            })?;
+            ring.join_then(Role::Producer, identity, || Self::find_end(ring))?;
         Ok(Producer {
             ring,
             tail,
             cached_head: head,
             withheld: None,
             member,
+            consumers: Presence::default(),
+            strategy: WaitStrategy::default(),
             _owner: owner,
         })
     }
@@ -474,7 +545,7 @@ impl Producer {
     /// model); a [`Grant`] is the zero-copy alternative.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let reservation = self.reserve(msg.len())?;
+        let reservation = self.try_reserve_record(msg.len())?;
         self.write_payload(reservation, msg);
         self.commit(reservation, false);
         Ok(())
@@ -492,12 +563,98 @@ impl Producer {
     /// made visible by [`Grant::commit`]. Dropping the grant publishes nothing.
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
-        let reservation = self.reserve(len)?;
+        let reservation = self.try_reserve_record(len)?;
         Ok(Grant {
             producer: self,
             reservation,
             defer: false,
         })
+    }
+
+    /// Copies `msg` into the ring and publishes it, waiting for room as the
+    /// handle's [`WaitStrategy`] says. `Disconnected` (and nothing sent)
+    /// once the consumer is gone.
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_until(msg, None)
+    }
+
+    /// [`send`](Self::send), giving up with [`SendError::Timeout`] after
+    /// `timeout`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.send_until(msg, Some(deadline_after(timeout)))
+    }
+
+    /// [`send`](Self::send), giving up with [`SendError::Timeout`] at
+    /// `deadline` (at once if it has passed and there is no room).
+    pub fn send_deadline(&mut self, msg: &[u8], deadline: Instant) -> Result<(), SendError> {
+        self.send_until(msg, Some(deadline))
+    }
+
+    /// Reserves room for a `len`-byte message as
+    /// [`try_reserve`](Self::try_reserve) does, waiting for it as
+    /// [`send`](Self::send) does.
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
+        let reservation = self.reserve_until(len, None)?;
+        Ok(Grant {
+            producer: self,
+            reservation,
+            defer: false,
+        })
+    }
+
+    /// [`reserve`](Self::reserve), giving up at `deadline`.
+    pub fn reserve_deadline(
+        &mut self,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<Grant<'_>, SendError> {
+        let reservation = self.reserve_until(len, Some(deadline))?;
+        Ok(Grant {
+            producer: self,
+            reservation,
+            defer: false,
+        })
+    }
+
+    /// How this handle waits in its blocking calls (default
+    /// [`WaitStrategy::default`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    fn send_until(&mut self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        let reservation = self.reserve_until(msg.len(), deadline)?;
+        self.write_payload(reservation, msg);
+        self.commit(reservation, false);
+        Ok(())
+    }
+
+    /// Reserves room, waiting for it (or the deadline, or the consumer's
+    /// leaving) as the strategy says.
+    fn reserve_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation, SendError> {
+        let mut wait = Wait::new(self.strategy, deadline);
+        loop {
+            match self.try_reserve_record(len) {
+                Err(SendError::Full) => {}
+                other => return other,
+            }
+            let ring = self.ring;
+            let (head, seen) = (self.cached_head, self.consumers.seen());
+            let control = ring.control();
+            // Relaxed: only whether to look again; `reserve` acquires.
+            let ready = || {
+                control.head.0.load(Ordering::Relaxed) != head || control.lifecycle.moved_from(seen)
+            };
+            match wait.pause(&control.space, ready) {
+                Paused::Again => {}
+                Paused::Tick => ring.reap_dead(Role::Consumer),
+                Paused::TimedOut => return Err(SendError::Timeout),
+            }
+        }
     }
 
     /// Starts a batch: its commits become visible together, with one
@@ -507,10 +664,19 @@ impl Producer {
     }
 
     #[inline]
-    fn reserve(&mut self, len: usize) -> Result<Reservation, SendError> {
+    fn try_reserve_record(&mut self, len: usize) -> Result<Reservation, SendError> {
         let ring = self.ring;
         if ring.buf.is_poisoned() {
             return Err(SendError::Corrupted(Corruption::LOST));
+        }
+        if self
+            .consumers
+            .peers_gone(&ring.control().lifecycle, &ring.members, Role::Consumer)
+        {
+            // Whatever a batch withholds becomes visible, for a consumer
+            // that attaches later.
+            self.publish();
+            return Err(SendError::Disconnected);
         }
         if len as u64 > ring.max_message {
             return Err(SendError::TooLarge {
@@ -602,6 +768,7 @@ impl Producer {
             // before the consumer can see the record.
             // SAFETY: as above.
             unsafe { ring.buf.word(commit.0) }.store(commit.1, Ordering::Release);
+            ring.control().data.notify();
         }
     }
 
@@ -614,6 +781,7 @@ impl Producer {
             // SAFETY: a withheld commit is a record header's offset, as in
             // `commit`.
             unsafe { self.ring.buf.word(offset) }.store(header, Ordering::Release);
+            self.ring.control().data.notify();
         }
     }
 }
@@ -633,8 +801,7 @@ impl Drop for Producer {
             .tail
             .0
             .store(self.tail, Ordering::Relaxed);
-        self.ring
-            .leave(&self.ring.control().producer.0, &self.member);
+        self.ring.leave(Role::Producer, &self.member);
     }
 }
 
@@ -742,7 +909,7 @@ impl Batch<'_> {
     /// when the batch is published.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        let reservation = self.producer.reserve(msg.len())?;
+        let reservation = self.producer.try_reserve_record(msg.len())?;
         self.producer.write_payload(reservation, msg);
         self.producer.commit(reservation, true);
         Ok(())
@@ -752,7 +919,7 @@ impl Batch<'_> {
     /// published with the batch.
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
-        let reservation = self.producer.reserve(len)?;
+        let reservation = self.producer.try_reserve_record(len)?;
         Ok(Grant {
             producer: self.producer,
             reservation,
@@ -800,6 +967,9 @@ pub struct Consumer {
     /// End of the records released here; what the shared `head` holds.
     head: u64,
     member: Member,
+    /// Whether the producer is gone, as of the lifecycle epoch last seen.
+    producers: Presence,
+    strategy: WaitStrategy,
     _owner: Arc<dyn Send + Sync>,
 }
 
@@ -823,18 +993,19 @@ impl Consumer {
         identity: Identity,
     ) -> Result<Consumer, AttachError> {
         let control = ring.control();
-        let (member, head) =
-            ring.join_then(&control.consumer.0, Role::Consumer, identity, || {
-                // Acquire: pairs with the Release store of `head` in
-                // `Consumer::release` by the last consumer. A clean detach's
-                // claim release would order it too, but a consumer that died
-                // released nothing.
-                Ring::check_head(control.head.0.load(Ordering::Acquire))
-            })?;
+        let (member, head) = ring.join_then(Role::Consumer, identity, || {
+            // Acquire: pairs with the Release store of `head` in
+            // `Consumer::release` by the last consumer. A clean detach's
+            // claim release would order it too, but a consumer that died
+            // released nothing.
+            Ring::check_head(control.head.0.load(Ordering::Acquire))
+        })?;
         Ok(Consumer {
             ring,
             head,
             member,
+            producers: Presence::default(),
+            strategy: WaitStrategy::default(),
             _owner: owner,
         })
     }
@@ -872,9 +1043,81 @@ impl Consumer {
         })
     }
 
-    /// Copies the next message into `buf` and releases it; returns its length.
-    /// A message longer than `buf` stays in the ring
-    /// ([`RecvError::BufferTooSmall`]).
+    /// The next message, read in place, waiting for it as the handle's
+    /// [`WaitStrategy`] says; `Disconnected` once the producer is gone and
+    /// everything it sent has been received.
+    pub fn recv(&mut self) -> Result<ReadGuard<'_>, RecvError> {
+        let record = self.next_until(None)?;
+        Ok(ReadGuard {
+            consumer: self,
+            record,
+        })
+    }
+
+    /// [`recv`](Self::recv), giving up with [`RecvError::Timeout`] after
+    /// `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadGuard<'_>, RecvError> {
+        self.recv_deadline(deadline_after(timeout))
+    }
+
+    /// [`recv`](Self::recv), giving up with [`RecvError::Timeout`] at
+    /// `deadline` (at once if it has passed and nothing is there).
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<ReadGuard<'_>, RecvError> {
+        let record = self.next_until(Some(deadline))?;
+        Ok(ReadGuard {
+            consumer: self,
+            record,
+        })
+    }
+
+    /// Copies the next message into `buf`, waiting for it as
+    /// [`recv`](Self::recv) does; see [`try_recv_into`](Self::try_recv_into).
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let record = self.next_until(None)?;
+        self.copy_out(record, buf)
+    }
+
+    /// [`recv_into`](Self::recv_into), giving up at `deadline`.
+    pub fn recv_into_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<usize, RecvError> {
+        let record = self.next_until(Some(deadline))?;
+        self.copy_out(record, buf)
+    }
+
+    /// How this handle waits in its blocking calls (default
+    /// [`WaitStrategy::default`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// The next record, waiting for one (or the deadline, or the producer's
+    /// leaving) as the strategy says.
+    fn next_until(&mut self, deadline: Option<Instant>) -> Result<Record, RecvError> {
+        let mut wait = Wait::new(self.strategy, deadline);
+        loop {
+            match self.next(self.head) {
+                Err(RecvError::Empty) => {}
+                other => return other,
+            }
+            let ring = self.ring;
+            let (head, seen) = (self.head, self.producers.seen());
+            let control = ring.control();
+            let ready = || ring.has_record_at(head) || control.lifecycle.moved_from(seen);
+            match wait.pause(&control.data, ready) {
+                Paused::Again => {}
+                Paused::Tick => ring.reap_dead(Role::Producer),
+                Paused::TimedOut => return Err(RecvError::Timeout),
+            }
+        }
+    }
+
+    /// Copies the next message into `buf` and releases it; returns its
+    /// length. A message longer than `buf` stays in the ring
+    /// ([`RecvError::BufferTooSmall`]). Does not wait: `Empty` when there
+    /// is none.
     ///
     /// This is the receive path that trusts nothing: the copy is made word
     /// by word with atomic loads, so it is sound whatever a peer writes
@@ -882,8 +1125,13 @@ impl Consumer {
     /// cannot change after this returns. (A hostile producer can still send
     /// any bytes it likes: validate them as you would any input.)
     #[inline]
-    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         let record = self.next(self.head)?;
+        self.copy_out(record, buf)
+    }
+
+    #[inline]
+    fn copy_out(&mut self, record: Record, buf: &mut [u8]) -> Result<usize, RecvError> {
         if record.len > buf.len() {
             return Err(RecvError::BufferTooSmall { needed: record.len });
         }
@@ -910,6 +1158,8 @@ impl Consumer {
                     count += 1;
                 }
                 Err(RecvError::Empty) => break,
+                // What came before the disconnection is still delivered.
+                Err(RecvError::Disconnected) if count > 0 => break,
                 Err(e) => {
                     outcome = Err(e);
                     break;
@@ -947,7 +1197,20 @@ impl Consumer {
             if ring.buf.is_poisoned() {
                 return corrupted(Corruption::LOST.what, 0);
             }
-            return Err(RecvError::Empty);
+            if !self
+                .producers
+                .peers_gone(&ring.control().lifecycle, &ring.members, Role::Producer)
+            {
+                return Err(RecvError::Empty);
+            }
+            // A producer publishes everything before it leaves, and its
+            // leaving is acquired by `peers_gone`: look once more.
+            // Acquire: as above.
+            // SAFETY: as above.
+            word = unsafe { ring.buf.word(offset) }.load(Ordering::Acquire);
+            if word == 0 {
+                return Err(RecvError::Disconnected);
+            }
         }
         let mut position = position;
         if word >> 32 == PAD_MARKER {
@@ -995,6 +1258,7 @@ impl Consumer {
                 .head
                 .0
                 .store(position, Ordering::Release);
+            self.ring.control().space.notify();
         }
     }
 }
@@ -1003,8 +1267,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         // In a child made by `fork`, the parent still holds the role.
         if self.member.hold.in_this_process() {
-            self.ring
-                .leave(&self.ring.control().consumer.0, &self.member);
+            self.ring.leave(Role::Consumer, &self.member);
         }
     }
 }

@@ -174,13 +174,13 @@ fn recv_into_leaves_a_message_too_big_for_the_buffer() {
     p.try_send(b"hello world").unwrap();
     let mut small = [0u8; 4];
     assert_eq!(
-        c.recv_into(&mut small),
+        c.try_recv_into(&mut small),
         Err(RecvError::BufferTooSmall { needed: 11 })
     );
     let mut buf = [0u8; 64];
-    assert_eq!(c.recv_into(&mut buf), Ok(11));
+    assert_eq!(c.try_recv_into(&mut buf), Ok(11));
     assert_eq!(&buf[..11], b"hello world");
-    assert_eq!(c.recv_into(&mut buf), Err(RecvError::Empty));
+    assert_eq!(c.try_recv_into(&mut buf), Err(RecvError::Empty));
 }
 
 #[test]
@@ -441,7 +441,7 @@ proptest! {
                 prop_assert!(msg.len() <= 64);
             }
             let mut buf = [0u8; 64];
-            let _ = c.recv_into(&mut buf);
+            let _ = c.try_recv_into(&mut buf);
             let _ = c.drain(4, |m| assert!(m.len() <= 64));
         }
     }
@@ -540,7 +540,7 @@ proptest! {
                 },
                 Op::RecvInto(size) => {
                     let mut buf = vec![0u8; size];
-                    match c.recv_into(&mut buf) {
+                    match c.try_recv_into(&mut buf) {
                         Ok(n) => {
                             let expected = model.pop_front();
                             prop_assert_eq!(Some(&buf[..n].to_vec()), expected.as_ref());
@@ -680,4 +680,26 @@ fn a_new_consumer_resumes_where_a_dead_one_stopped() {
     let mut next = Consumer::attach(region).expect("a dead consumer's role is free");
     assert_eq!(recv_vec(&mut next).unwrap(), b"two");
     assert_eq!(recv_vec(&mut next).unwrap(), b"six");
+}
+
+#[test]
+fn layout_for_holds_that_many_messages_of_any_size() {
+    for (max, messages) in [(0, 1), (1, 3), (64, 100), (100, 7), (4096, 16)] {
+        let layout = layout_for(max, messages).unwrap();
+        // Wherever the wrap point falls: start after a message of each size.
+        for first in [0usize, max as usize / 3, max as usize] {
+            let (_region, mut p, mut c) = ring(layout.capacity, max);
+            p.try_send(&vec![1; first]).unwrap();
+            assert_eq!(recv_vec(&mut c).unwrap().len(), first);
+            for i in 0..messages {
+                p.try_send(&vec![2; max as usize])
+                    .unwrap_or_else(|e| panic!("{max} B × {messages}: message {i}: {e}"));
+            }
+        }
+    }
+    assert!(matches!(
+        layout_for(1 << 30, 1 << 20),
+        Err(Error::InvalidSize { .. })
+    ));
+    assert!(layout_for(u64::MAX, 2).is_err());
 }
