@@ -174,16 +174,23 @@ pub(crate) struct Signal {
     queue: crate::sync::Mutex<()>,
     #[cfg(ipc_core_loom)]
     woken: crate::sync::Condvar,
+    /// Whether the model sleeps on this signal, and so needs the barrier
+    /// pair (see `barrier::light`).
+    #[cfg(ipc_core_loom)]
+    sleepers_modelled: bool,
 }
 
 impl Signal {
+    /// A signal for a loom model; `sleepers_modelled` when the model
+    /// parks on it (see `barrier::light`).
     #[cfg(ipc_core_loom)]
-    pub(crate) fn new() -> Signal {
+    pub(crate) fn new(sleepers_modelled: bool) -> Signal {
         Signal {
             seq: AtomicU32::new(0),
             sleepers: AtomicU32::new(0),
             queue: crate::sync::Mutex::new(()),
             woken: crate::sync::Condvar::new(),
+            sleepers_modelled,
         }
     }
 
@@ -192,7 +199,12 @@ impl Signal {
     /// syscall when there are none.
     #[inline]
     pub(crate) fn notify(&self) {
+        #[cfg(not(ipc_core_loom))]
         barrier::light();
+        #[cfg(ipc_core_loom)]
+        if self.sleepers_modelled {
+            barrier::light();
+        }
         // Relaxed: the barrier pair (see the module docs) orders this load
         // after the caller's publication, against the sleeper's increment.
         if self.sleepers.load(Ordering::Relaxed) != 0 {
@@ -288,6 +300,12 @@ pub(crate) mod barrier {
     }
 
     /// The notifier's half, between publishing and reading the sleepers.
+    ///
+    /// In production it is a compiler fence, which orders nothing between
+    /// threads; loom models it as `fence(SeqCst)` (the pair's meaning), but
+    /// only on signals whose model sleeps: a full fence on every publish
+    /// would also order the rings' own Release/Acquire pairs, and their
+    /// models would no longer notice a weakened one.
     #[inline(always)]
     pub(crate) fn light() {
         #[cfg(not(ipc_core_loom))]

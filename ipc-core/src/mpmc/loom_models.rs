@@ -28,9 +28,14 @@ struct HeapQueue {
 }
 
 fn heap_queue(capacity: u64, max_message: u64) -> (Ring, Arc<HeapQueue>) {
+    heap_queue_with(capacity, max_message, false)
+}
+
+/// A heap queue whose model parks on its signals (see `barrier::light`).
+fn heap_queue_with(capacity: u64, max_message: u64, sleeping: bool) -> (Ring, Arc<HeapQueue>) {
     assert!(check_geometry(capacity, max_message).is_ok());
     let owner = Arc::new(HeapQueue {
-        control: Box::new(Control::new()),
+        control: Box::new(Control::new(sleeping)),
         bytes: HeapBytes::new((capacity * slot_stride(max_message)) as usize),
         table: HeapTable::new(SLOTS),
     });
@@ -427,7 +432,7 @@ fn registration_racing_with_a_death() {
 #[test]
 fn a_parked_consumer_is_always_woken() {
     loom::model(|| {
-        let (ring, owner) = heap_queue(2, 8);
+        let (ring, owner) = heap_queue_with(2, 8, true);
         let mut c = consumer(ring, &owner);
         c.set_wait_strategy(WaitStrategy::Park);
         let mut p = producer(ring, &owner);
@@ -446,7 +451,7 @@ fn a_parked_consumer_is_always_woken() {
 #[test]
 fn a_parked_producer_is_always_woken() {
     loom::model(|| {
-        let (ring, owner) = heap_queue(2, 8);
+        let (ring, owner) = heap_queue_with(2, 8, true);
         let mut p = producer(ring, &owner);
         let mut c = consumer(ring, &owner);
         p.set_wait_strategy(WaitStrategy::Park);

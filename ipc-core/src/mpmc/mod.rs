@@ -198,14 +198,16 @@ const _: () = {
 
 impl Control {
     #[cfg(ipc_core_loom)]
-    pub(crate) fn new() -> Control {
+    /// A control block for a loom model; `sleepers_modelled` when the
+    /// model parks on its signals.
+    pub(crate) fn new(sleepers_modelled: bool) -> Control {
         Control {
             tail: Line::new(),
             head: Line::new(),
             skipped: Line::new(),
             lost: Line::new(),
-            data: Signal::new(),
-            space: Signal::new(),
+            data: Signal::new(sleepers_modelled),
+            space: Signal::new(sleepers_modelled),
             lifecycle: Lifecycle::new(),
             reserved: Line::new(),
         }

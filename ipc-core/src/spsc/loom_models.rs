@@ -28,8 +28,13 @@ struct HeapRing {
 }
 
 fn heap_ring(capacity: usize, max_message: u64) -> (Ring, Arc<HeapRing>) {
+    heap_ring_with(capacity, max_message, false)
+}
+
+/// A heap ring whose model parks on its signals (see `barrier::light`).
+fn heap_ring_with(capacity: usize, max_message: u64, sleeping: bool) -> (Ring, Arc<HeapRing>) {
     let owner = Arc::new(HeapRing {
-        control: Box::new(Control::new()),
+        control: Box::new(Control::new(sleeping)),
         bytes: HeapBytes::new(capacity),
         table: HeapTable::new(SLOTS),
     });
@@ -53,7 +58,16 @@ fn me() -> Identity {
 }
 
 fn handles(capacity: usize, max_message: u64) -> (Producer, Consumer) {
-    let (ring, owner) = heap_ring(capacity, max_message);
+    handles_with(capacity, max_message, false)
+}
+
+/// Handles of a ring whose model parks on its signals.
+fn sleeping_handles(capacity: usize, max_message: u64) -> (Producer, Consumer) {
+    handles_with(capacity, max_message, true)
+}
+
+fn handles_with(capacity: usize, max_message: u64, sleeping: bool) -> (Producer, Consumer) {
+    let (ring, owner) = heap_ring_with(capacity, max_message, sleeping);
     let producer = Producer::attach_ring(ring, owner.clone(), me()).unwrap();
     let consumer = Consumer::attach_ring(ring, owner, me()).unwrap();
     (producer, consumer)
@@ -309,7 +323,7 @@ fn registration_racing_with_a_death() {
 #[test]
 fn a_parked_consumer_is_always_woken() {
     loom::model(|| {
-        let (mut producer, mut consumer) = handles(64, 8);
+        let (mut producer, mut consumer) = sleeping_handles(64, 8);
         consumer.set_wait_strategy(WaitStrategy::Park);
         let t = thread::spawn(move || {
             producer.try_send(b"one").unwrap();
@@ -327,7 +341,7 @@ fn a_parked_consumer_is_always_woken() {
 fn a_parked_producer_is_always_woken() {
     loom::model(|| {
         // Two 16-byte records fill the 32-byte ring's usable room.
-        let (mut producer, mut consumer) = handles(32, 8);
+        let (mut producer, mut consumer) = sleeping_handles(32, 8);
         producer.set_wait_strategy(WaitStrategy::Park);
         producer.try_send(b"12345678").unwrap();
         let t = thread::spawn(move || {
@@ -344,7 +358,7 @@ fn a_parked_producer_is_always_woken() {
 #[test]
 fn a_parked_consumer_sees_the_producer_leave() {
     loom::model(|| {
-        let (mut producer, mut consumer) = handles(64, 8);
+        let (mut producer, mut consumer) = sleeping_handles(64, 8);
         consumer.set_wait_strategy(WaitStrategy::Park);
         let t = thread::spawn(move || {
             producer.try_send(b"last").unwrap();
@@ -365,7 +379,7 @@ fn a_parked_consumer_sees_the_producer_leave() {
 #[test]
 fn a_parked_consumer_is_woken_by_a_single_message() {
     loom::model(|| {
-        let (mut producer, mut consumer) = handles(64, 8);
+        let (mut producer, mut consumer) = sleeping_handles(64, 8);
         consumer.set_wait_strategy(WaitStrategy::Park);
         let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
         let t = {

@@ -174,14 +174,16 @@ const _: () = {
 
 impl Control {
     #[cfg(ipc_core_loom)]
-    pub(crate) fn new() -> Self {
+    /// A control block for a loom model; `sleepers_modelled` when the
+    /// model parks on its signals.
+    pub(crate) fn new(sleepers_modelled: bool) -> Self {
         Control {
             tail: Line::new(),
             head: Line::new(),
             producer: Line::new(),
             consumer: Line::new(),
-            data: Signal::new(),
-            space: Signal::new(),
+            data: Signal::new(sleepers_modelled),
+            space: Signal::new(sleepers_modelled),
             lifecycle: Lifecycle::new(),
             reserved: Line::new(),
         }
