@@ -1,23 +1,30 @@
-//! The benchmark engine: the SPSC ring measured against a pipe, a Unix stream
-//! socket and two raw shared-memory references, in two processes pinned to
-//! two cores. `cargo bench -p ipc-benches` runs it in full
-//! ([`Mode::Full`]), `cargo test --benches` in smoke mode ([`Mode::Smoke`],
-//! every byte verified, so it never rots), and the `demo` of `ipc-examples`
-//! in quick mode ([`Mode::Quick`]).
+//! The benchmark engine: the library's rings (SPSC and MPMC) measured
+//! against pipes, Unix stream and datagram sockets, crossbeam's
+//! `ArrayQueue`, a raw futex and two raw shared-memory references, in
+//! processes pinned to two cores. `cargo bench -p ipc-benches` runs it in
+//! full ([`Mode::Full`]), `cargo test --benches` in smoke mode
+//! ([`Mode::Smoke`], every byte verified, so it never rots), and the `demo`
+//! of `ipc-examples` in quick mode ([`Mode::Quick`]).
 //!
-//! Every workload runs in two processes: the caller (the *parent*) and a
+//! Most workloads run in two processes: the caller (the *parent*) and a
 //! child made by [`process::fork_child`], pinned to two different cores
 //! ([`process::core_pair`]). The parent does all the timing:
 //!
 //! - **round trip**: the parent sends an N-byte message, the child echoes it,
-//!   the parent reads it back. [`stats::time_batches`] times `batch` round
-//!   trips at a time and divides, so the clock's own cost does not dominate;
-//!   the result is one per-round-trip time per batch.
+//!   the parent reads it back, timed in batches of round trips divided by
+//!   the batch size, so the clock's own cost does not dominate. Transports
+//!   compared with each other are measured *paired* ([`paired`]): the same
+//!   two processes alternate a batch of each;
 //! - **throughput**: the child produces `count` messages, the parent consumes
 //!   them; the clock runs from the parent's "go" to the last byte received.
 //!
-//! Messages carry a stamp (their sequence number plus one) which the receiver
-//! checks, so loss and reordering fail a run; with `verify` set they carry a
+//! Runs with several producers and consumers are a [`team`] of processes
+//! (or, for `ArrayQueue`, of threads in one child), pinned by role, from the
+//! go to the last consumer's finish.
+//!
+//! Messages carry a stamp (their sequence number plus one, and with several
+//! producers the producer's index) which the receiver checks, so loss and
+//! reordering fail a run; with `verify` set they carry a
 //! [`PayloadGen`](ipc_tests::payload::PayloadGen) stream instead and every
 //! byte is checked ([`message`]).
 //!
@@ -29,13 +36,16 @@
 //! The modules, one concern each:
 //! - [`suite`]: what each [`Mode`] runs, and [`run`];
 //! - [`report`]: the results, as text, Markdown and the project's targets;
-//! - [`transport`]: one module per transport (ring, floor, stream sockets
-//!   and pipes, raw copy stream), behind [`Transport`];
-//! - [`workload`]: ring geometry, round-trip and stream configurations;
+//! - [`transport`]: one module per transport behind [`Transport`];
+//! - [`paired`]: round trips of several transports side by side;
+//! - [`team`]: runs with several producer and consumer processes;
+//! - [`workload`]: ring and queue geometry, round-trip and stream
+//!   configurations;
 //! - [`message`]: stamping and checking messages;
 //! - [`wait`]: the start line between parent and child, bounded waits;
+//! - [`futex`]: a raw futex between processes;
 //! - [`process`]: the machine, pinning, forking;
-//! - [`stats`]: timing, percentiles, throughput;
+//! - [`stats`]: the clock, percentiles, throughput;
 //! - [`table`]: formatting numbers and tables;
 //! - [`error`]: why a measurement failed.
 //!
@@ -54,12 +64,15 @@
 use std::time::Duration;
 
 pub mod error;
+pub mod futex;
 pub mod message;
+pub mod paired;
 pub mod process;
 pub mod report;
 pub mod stats;
 pub mod suite;
 pub mod table;
+pub mod team;
 pub mod transport;
 pub mod wait;
 pub mod workload;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::process::Machine;
 use crate::stats::{median, median_of, Summary, Throughput};
 use crate::table::{format_mb_per_sec, format_ns, format_rate, format_ratio, format_size, Table};
-use crate::{Mode, Transport};
+use crate::{team, Mode, Transport};
 
 /// Round-trip samples of one transport and size, pooled over repetitions.
 #[derive(Clone, Debug)]
@@ -22,18 +22,40 @@ pub struct LatencyRow {
     pub samples: Vec<f64>,
 }
 
-/// Throughput runs of one transport and size.
+/// Throughput runs of one transport, size and number of producers and
+/// consumers.
 #[derive(Clone, Debug)]
 pub struct ThroughputRow {
     /// Message size in bytes.
     pub size: usize,
     /// What carried the messages.
     pub transport: Transport,
+    /// Producers.
+    pub producers: usize,
+    /// Consumers.
+    pub consumers: usize,
     /// One result per repetition.
     pub runs: Vec<Throughput>,
 }
 
 impl ThroughputRow {
+    /// Whether this row belongs to the fan-in table (the transports made
+    /// for several producers and consumers).
+    fn is_fan_in(&self) -> bool {
+        matches!(
+            self.transport,
+            Transport::Mpmc | Transport::ArrayQueue | Transport::UnixDatagram
+        )
+    }
+
+    /// Wait-path system calls per million messages, over all runs; `None`
+    /// where they were not counted.
+    pub fn syscalls_per_million(&self) -> Option<f64> {
+        let calls: Option<u64> = self.runs.iter().map(|r| r.wait_syscalls).sum();
+        let messages: u64 = self.runs.iter().map(|r| r.messages).sum();
+        calls.map(|c| c as f64 * 1e6 / messages.max(1) as f64)
+    }
+
     /// Median messages per second over the runs.
     pub fn msgs_per_sec(&self) -> f64 {
         median_of(self.runs.iter().map(Throughput::msgs_per_sec))
@@ -86,10 +108,9 @@ pub struct Report {
     pub reps: usize,
     /// What was verified byte for byte before the measurements.
     pub checks: Vec<VerifiedRun>,
-    /// Round-trip results.
+    /// Round-trip results; rows measured paired (the same size and batch)
+    /// hold their samples in the same order.
     pub latency: Vec<LatencyRow>,
-    /// Paired 8 B samples: ring / floor per batch.
-    pub paired_ratios: Vec<f64>,
     /// Throughput results.
     pub throughput: Vec<ThroughputRow>,
     /// Messages verified byte for byte, in the checks and (in
@@ -100,23 +121,58 @@ pub struct Report {
 }
 
 impl Report {
-    fn latency_row(&self, size: usize, transport: &str, batch: usize) -> Option<Summary> {
+    fn latency_row(&self, size: usize, transport: Transport, batch: usize) -> Option<&LatencyRow> {
         self.latency
             .iter()
-            .find(|r| r.size == size && r.transport == transport && r.batch == batch)
-            .and_then(|r| Summary::of(&r.samples))
+            .find(|r| r.size == size && r.transport == transport.name() && r.batch == batch)
     }
 
-    fn throughput_row(&self, size: usize, transport: Transport) -> Option<&ThroughputRow> {
-        self.throughput
+    /// Two transports measured paired at 8 B with `batch`: `a`'s p50 over
+    /// `b`'s, with both p50s and the median of the per-pair ratios.
+    fn paired_latency(&self, batch: usize, a: Transport, b: Transport) -> Option<PairedLatency> {
+        let (ra, rb) = (
+            self.latency_row(8, a, batch)?,
+            self.latency_row(8, b, batch)?,
+        );
+        let (sa, sb) = (Summary::of(&ra.samples)?, Summary::of(&rb.samples)?);
+        let mut pairs: Vec<f64> = ra
+            .samples
             .iter()
-            .find(|r| r.size == size && r.transport == transport)
+            .zip(&rb.samples)
+            .map(|(x, y)| x / y)
+            .collect();
+        Some(PairedLatency {
+            ratio: sa.p50 / sb.p50,
+            a: sa.p50,
+            b: sb.p50,
+            per_pair: median(&mut pairs),
+        })
+    }
+
+    fn throughput_row(
+        &self,
+        size: usize,
+        transport: Transport,
+        fan: (usize, usize),
+    ) -> Option<&ThroughputRow> {
+        self.throughput.iter().find(|r| {
+            r.size == size && r.transport == transport && (r.producers, r.consumers) == fan
+        })
     }
 
     /// Median over repetitions of `a`'s rate / `b`'s rate in the same
     /// repetition, with the smallest and largest.
-    fn paired_rate_ratio(&self, size: usize, a: Transport, b: Transport) -> Option<[f64; 3]> {
-        let (a, b) = (self.throughput_row(size, a)?, self.throughput_row(size, b)?);
+    fn paired_rate_ratio(
+        &self,
+        size: usize,
+        fan: (usize, usize),
+        a: Transport,
+        b: Transport,
+    ) -> Option<[f64; 3]> {
+        let (a, b) = (
+            self.throughput_row(size, a, fan)?,
+            self.throughput_row(size, b, fan)?,
+        );
         let mut ratios: Vec<f64> = a
             .runs
             .iter()
@@ -177,7 +233,7 @@ impl Report {
         t
     }
 
-    /// The throughput table.
+    /// The throughput table of one producer and one consumer.
     pub fn throughput_table(&self) -> Table {
         let mut t = Table::new(&[
             "size",
@@ -186,9 +242,10 @@ impl Report {
             "MB/s",
             "msgs/s min–max",
             "runs",
+            "wait syscalls / M msgs",
         ])
         .left(2);
-        for row in &self.throughput {
+        for row in self.throughput.iter().filter(|r| !r.is_fan_in()) {
             let rates: Vec<f64> = row.runs.iter().map(Throughput::msgs_per_sec).collect();
             let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
             let max = rates.iter().copied().fold(0.0, f64::max);
@@ -199,86 +256,182 @@ impl Report {
                 format_mb_per_sec(row.bytes_per_sec()),
                 format!("{} – {}", format_rate(min), format_rate(max)),
                 row.runs.len().to_string(),
+                format_syscalls(row.syscalls_per_million()),
+            ]);
+        }
+        t
+    }
+
+    /// The table of several producers and consumers: per size and
+    /// topology, the MPMC queue beside `ArrayQueue` and the datagram socket.
+    pub fn fan_in_table(&self) -> Table {
+        let mut t = Table::new(&[
+            "size",
+            "P×C",
+            "mpmc queue",
+            "ArrayQueue (threads)",
+            "unix datagram",
+            "mpmc / ArrayQueue",
+            "mpmc wait syscalls / M msgs",
+        ])
+        .left(2);
+        let mut seen = Vec::new();
+        for row in self.throughput.iter().filter(|r| r.is_fan_in()) {
+            let key = (row.size, (row.producers, row.consumers));
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let (size, fan) = key;
+            let rate = |transport| {
+                self.throughput_row(size, transport, fan)
+                    .map_or("-".into(), |r| format_rate(r.msgs_per_sec()))
+            };
+            let ratio = self
+                .paired_rate_ratio(size, fan, Transport::Mpmc, Transport::ArrayQueue)
+                .map_or("-".into(), |[m, ..]| format_ratio(m));
+            let syscalls = self
+                .throughput_row(size, Transport::Mpmc, fan)
+                .and_then(ThroughputRow::syscalls_per_million);
+            t.row([
+                format_size(size),
+                format!("{}P{}C", fan.0, fan.1),
+                rate(Transport::Mpmc),
+                rate(Transport::ArrayQueue),
+                rate(Transport::UnixDatagram),
+                ratio,
+                format_syscalls(syscalls),
             ]);
         }
         t
     }
 
     /// The project's targets: (a) 8 B round trip vs the floor, (b) 8 B
-    /// one-way rate and ring/pipe ratio, (c) 64 KiB ring vs raw copy stream.
+    /// one-way rate and ring/pipe ratio, (c) 64 KiB ring vs raw copy
+    /// stream; (d) the blocking round trip vs a raw futex and a pipe, (e)
+    /// spin-then-park vs busy-poll round trips, (f) the default strategy's
+    /// streaming vs busy-poll; (g) the MPMC queue's rate and (h) its ratio
+    /// to `ArrayQueue`. Each where the run measured it.
     pub fn targets(&self) -> Vec<Target> {
         let mut out = Vec::new();
-        let ring = self.latency_row(8, Transport::Ring.name(), self.paired_batch());
-        let floor = self.latency_row(8, Transport::Floor.name(), self.paired_batch());
-        if let (Some(ring), Some(floor)) = (ring, floor) {
-            let ratio = ring.p50 / floor.p50;
-            let mut per_batch = self.paired_ratios.clone();
-            let median_pair = median(&mut per_batch);
-            out.push(Target {
-                name: "(a) 8 B round trip p50 / two-line floor p50".into(),
-                value: format_ratio(ratio),
-                goal: "≤ 1.5×".into(),
-                met: ratio <= 1.5,
-                detail: format!(
-                    "ring {} vs floor {}, paired batches; median of per-batch ratios {}",
-                    format_ns(ring.p50),
-                    format_ns(floor.p50),
-                    format_ratio(median_pair)
-                ),
-            });
+        let paired_batch = self.paired_batch();
+        if let Some(p) = self.paired_latency(paired_batch, Transport::Ring, Transport::Floor) {
+            out.push(p.target(
+                "(a) 8 B round trip p50 / two-line floor p50",
+                "ring",
+                "floor",
+                1.5,
+                "paired batches",
+            ));
         }
         for (transport, label) in [
             (Transport::Ring, "per-message try_send"),
             (Transport::RingBatched, "batch() + drain"),
         ] {
-            if let Some(row) = self.throughput_row(8, transport) {
-                let rate = row.msgs_per_sec();
-                out.push(Target {
-                    name: format!("(b) 8 B one-way, {label}"),
-                    value: format!("{:.1} M msgs/s", rate / 1e6),
-                    goal: "≥ 50 M msgs/s".into(),
-                    met: rate >= 50e6,
-                    detail: format!("median of {} runs", row.runs.len()),
-                });
+            if let Some(row) = self.throughput_row(8, transport, (1, 1)) {
+                out.push(rate_target(format!("(b) 8 B one-way, {label}"), row, 50e6));
             }
-            if let Some([m, lo, hi]) = self.paired_rate_ratio(8, transport, Transport::Pipe) {
-                out.push(Target {
-                    name: format!("(b) 8 B one-way ring/pipe, {label}"),
-                    value: format_ratio(m),
-                    goal: "≥ 20×".into(),
-                    met: m >= 20.0,
-                    detail: format!(
-                        "median of per-repetition ratios (range {} – {})",
-                        format_ratio(lo),
-                        format_ratio(hi)
-                    ),
-                });
+            if let Some(r) = self.paired_rate_ratio(8, (1, 1), transport, Transport::Pipe) {
+                out.push(ratio_target(
+                    format!("(b) 8 B one-way ring/pipe, {label}"),
+                    r,
+                    20.0,
+                    String::new(),
+                ));
             }
         }
-        if let Some([m, lo, hi]) =
-            self.paired_rate_ratio(64 << 10, Transport::Ring, Transport::CopyStream)
+        if let Some(r) =
+            self.paired_rate_ratio(64 << 10, (1, 1), Transport::Ring, Transport::CopyStream)
         {
-            let (ring, raw) = (
-                self.throughput_row(64 << 10, Transport::Ring),
-                self.throughput_row(64 << 10, Transport::CopyStream),
-            );
-            out.push(Target {
-                name: "(c) 64 KiB ring / raw copy stream throughput".into(),
-                value: format_ratio(m),
-                goal: "≥ 0.8×".into(),
-                met: m >= 0.8,
-                detail: format!(
-                    "ring {} vs raw {}; median of per-repetition ratios (range {} – {})",
-                    ring.map_or("-".into(), |r| format_mb_per_sec(r.bytes_per_sec())),
-                    raw.map_or("-".into(), |r| format_mb_per_sec(r.bytes_per_sec())),
-                    format_ratio(lo),
-                    format_ratio(hi)
+            let mb = |t| {
+                self.throughput_row(64 << 10, t, (1, 1))
+                    .map_or("-".into(), |r| format_mb_per_sec(r.bytes_per_sec()))
+            };
+            out.push(ratio_target(
+                "(c) 64 KiB ring / raw copy stream throughput".into(),
+                r,
+                0.8,
+                format!(
+                    "ring {} vs raw {}; ",
+                    mb(Transport::Ring),
+                    mb(Transport::CopyStream)
                 ),
-            });
+            ));
+        }
+        for (b, name, goal) in [
+            (Transport::Futex, "raw futex", 1.1),
+            (Transport::Pipe, "pipe", 1.0),
+        ] {
+            if let Some(p) = self.paired_latency(1, Transport::RingPark, b) {
+                out.push(p.target(
+                    &format!("(d) 8 B blocking round trip (park) p50 / {name} p50"),
+                    "park",
+                    name,
+                    goal,
+                    "paired, one round trip a sample",
+                ));
+            }
+        }
+        if let Some(p) = self.paired_latency(
+            paired_batch,
+            Transport::RingSpinThenPark,
+            Transport::RingBusyPoll,
+        ) {
+            out.push(p.target(
+                "(e) 8 B round trip, spin-then-park p50 / busy-poll p50",
+                "spin-then-park",
+                "busy-poll",
+                1.2,
+                "continuous ping-pong, paired batches",
+            ));
+        }
+        if let Some(r) = self.paired_rate_ratio(
+            8,
+            (1, 1),
+            Transport::RingSpinThenPark,
+            Transport::RingBusyPoll,
+        ) {
+            let calls = |t| {
+                format_syscalls(
+                    self.throughput_row(8, t, (1, 1))
+                        .and_then(ThroughputRow::syscalls_per_million),
+                )
+            };
+            out.push(ratio_target(
+                "(f) 8 B stream, default strategy / busy-poll".into(),
+                r,
+                0.9,
+                format!(
+                    "wait syscalls per M msgs {} vs {}; ",
+                    calls(Transport::RingSpinThenPark),
+                    calls(Transport::RingBusyPoll)
+                ),
+            ));
+        }
+        if let Some(row) = self.throughput_row(8, Transport::Mpmc, (1, 1)) {
+            out.push(rate_target("(g) 8 B MPMC 1P1C one-way".into(), row, 20e6));
+        }
+        for (size, fan) in [(8, (1, 1)), (1024, (1, 1)), (8, (2, 2)), (1024, (2, 2))] {
+            if let Some(r) =
+                self.paired_rate_ratio(size, fan, Transport::Mpmc, Transport::ArrayQueue)
+            {
+                out.push(ratio_target(
+                    format!(
+                        "(h) {} MPMC / ArrayQueue {}P{}C",
+                        format_size(size),
+                        fan.0,
+                        fan.1
+                    ),
+                    r,
+                    0.8,
+                    String::new(),
+                ));
+            }
         }
         out
     }
 
+    /// The batch of the paired 8 B spinning round trips.
     fn paired_batch(&self) -> usize {
         self.latency
             .iter()
@@ -310,6 +463,13 @@ impl Report {
             ),
             None => writeln!(s, "Processes not pinned (fewer than 2 CPUs)."),
         };
+        if self.cores.is_some() && self.throughput.iter().any(ThroughputRow::is_fan_in) {
+            let _ = writeln!(
+                s,
+                "Several producers and consumers: {} (ArrayQueue: threads pinned alike).",
+                team::PINNING
+            );
+        }
         let _ = writeln!(
             s,
             "{} repetition(s), transports interleaved; clock read costs {}; suite took {:.0} s.",
@@ -322,14 +482,29 @@ impl Report {
 
     const LATENCY_NOTE: &'static str = "Round trip: ping-pong of same-size messages. Each sample \
         is one timed batch of round trips divided by the batch size (batch 1 rows are single \
-        round trips, clock cost included). The 8 B ring and floor rows are paired: the same \
-        two processes alternate a floor batch and a ring batch.";
+        round trips, clock cost included). Rows of the same size and batch are paired: the \
+        same two processes alternate a batch of each. Ring and mpmc queue: `try_send` + \
+        `try_recv_into` with the benchmark's spin; \"blocking\": `send_deadline` + \
+        `recv_into_deadline` with that wait strategy. Raw futex: FUTEX_WAIT/FUTEX_WAKE on one \
+        shared word, each side asleep while it waits.";
 
     const THROUGHPUT_NOTE: &'static str = "One-way: the child sends, the parent receives; \
         from the start signal to the last byte. Ring: `try_send` + `recv_into` (one copy in, \
         one copy out), batched: `batch()` of 256 + `drain`. Pipe and socket: one `write` per \
         message, 256 KiB reads. Raw copy stream: memcpy into a slot, bump a counter; memcpy \
-        out, bump the other. Median of the runs.";
+        out, bump the other. \"blocking\": `send_deadline` + `recv_into_deadline` with that \
+        wait strategy (spin-then-park is the default). Wait syscalls: futex waits and wakes and \
+        barriers of both processes (`ipc_core::wait::syscalls`). Median of the runs.";
+
+    const FAN_IN_NOTE: &'static str = "One-way, P producers to C consumers, msgs/s (median of \
+        the runs), from the go to the last consumer's finish. Each consumer checks every \
+        producer's order, and together they must hold every message exactly once. MPMC queue: \
+        one process per producer and consumer, `try_send` + `try_recv_into` (a copy in and a \
+        copy out). ArrayQueue: crossbeam's, threads of one process, `push` + `pop` of an \
+        N-byte array (a copy in and a copy out). Both wait with the library's backoff when \
+        full or empty (a few spins, then yields). Unix datagram: one socket pair, every \
+        producer sending on one end, every consumer receiving from the other, blocking. \
+        mpmc / ArrayQueue: median of per-repetition ratios.";
 
     /// The whole report as plain text.
     pub fn text(&self) -> String {
@@ -343,6 +518,13 @@ impl Report {
         }
         let _ = writeln!(s, "\nRound-trip latency\n{}", self.latency_table().text());
         let _ = writeln!(s, "One-way throughput\n{}", self.throughput_table().text());
+        if self.throughput.iter().any(ThroughputRow::is_fan_in) {
+            let _ = writeln!(
+                s,
+                "Several producers and consumers (msgs/s)\n{}",
+                self.fan_in_table().text()
+            );
+        }
         match self.mode {
             Mode::Full => {
                 let _ = writeln!(s, "Targets\n{}", self.targets_table().text());
@@ -392,9 +574,81 @@ impl Report {
             Self::THROUGHPUT_NOTE,
             self.throughput_table().markdown()
         );
+        if self.throughput.iter().any(ThroughputRow::is_fan_in) {
+            let _ = writeln!(
+                s,
+                "### Several producers and consumers\n\n{}\n\n{}",
+                Self::FAN_IN_NOTE,
+                self.fan_in_table().markdown()
+            );
+        }
         if self.mode != Mode::Smoke {
             let _ = writeln!(s, "### Targets\n\n{}", self.targets_table().markdown());
         }
         s
+    }
+}
+
+/// Two paired round-trip rows compared.
+struct PairedLatency {
+    /// `a`'s p50 over `b`'s.
+    ratio: f64,
+    a: f64,
+    b: f64,
+    /// Median of the per-pair ratios.
+    per_pair: f64,
+}
+
+impl PairedLatency {
+    fn target(&self, name: &str, a: &str, b: &str, at_most: f64, how: &str) -> Target {
+        Target {
+            name: name.into(),
+            value: format_ratio(self.ratio),
+            goal: format!("≤ {}", format_ratio(at_most)),
+            met: self.ratio <= at_most,
+            detail: format!(
+                "{a} {} vs {b} {}, {how}; median of per-pair ratios {}",
+                format_ns(self.a),
+                format_ns(self.b),
+                format_ratio(self.per_pair)
+            ),
+        }
+    }
+}
+
+/// A rate target: the row's median rate at least `at_least` msgs/s.
+fn rate_target(name: String, row: &ThroughputRow, at_least: f64) -> Target {
+    let rate = row.msgs_per_sec();
+    Target {
+        name,
+        value: format!("{:.1} M msgs/s", rate / 1e6),
+        goal: format!("≥ {:.0} M msgs/s", at_least / 1e6),
+        met: rate >= at_least,
+        detail: format!("median of {} runs", row.runs.len()),
+    }
+}
+
+/// A throughput ratio target: the median per-repetition ratio at least
+/// `at_least`; `detail` goes before the range.
+fn ratio_target(name: String, [m, lo, hi]: [f64; 3], at_least: f64, detail: String) -> Target {
+    Target {
+        name,
+        value: format_ratio(m),
+        goal: format!("≥ {}", format_ratio(at_least)),
+        met: m >= at_least,
+        detail: format!(
+            "{detail}median of per-repetition ratios (range {} – {})",
+            format_ratio(lo),
+            format_ratio(hi)
+        ),
+    }
+}
+
+/// Wait-path system calls per million messages, or `-`.
+fn format_syscalls(per_million: Option<f64>) -> String {
+    match per_million {
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+        None => "-".into(),
     }
 }

@@ -1,37 +1,6 @@
-//! Timing and statistics: batches of timed operations, percentiles,
-//! summaries and throughput.
+//! Timing and statistics: the clock, percentiles, summaries and throughput.
 
 use std::time::{Duration, Instant};
-
-use crate::Result;
-
-/// Runs `op` `warmup * batch` times untimed, then `samples` batches of
-/// `batch` timed together; returns each batch's time divided by `batch`, in
-/// nanoseconds. `op` gets a running sequence number (0, 1, ...). The result
-/// vector is allocated before the first timed batch.
-pub fn time_batches(
-    warmup: usize,
-    samples: usize,
-    batch: usize,
-    mut op: impl FnMut(u64) -> Result<()>,
-) -> Result<Vec<f64>> {
-    let batch = batch.max(1);
-    let mut seq = 0u64;
-    for _ in 0..warmup * batch {
-        op(seq)?;
-        seq += 1;
-    }
-    let mut out = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let start = Instant::now();
-        for _ in 0..batch {
-            op(seq)?;
-            seq += 1;
-        }
-        out.push(start.elapsed().as_nanos() as f64 / batch as f64);
-    }
-    Ok(out)
-}
 
 /// The cost of one `Instant::now()` in nanoseconds (median over many runs).
 pub fn clock_cost_ns() -> f64 {
@@ -135,6 +104,9 @@ pub struct Throughput {
     pub bytes: u64,
     /// From the start signal to the last byte received.
     pub elapsed: Duration,
+    /// Wait-path system calls of every process taking part
+    /// ([`ipc_core::wait::syscalls`]), for the library's rings.
+    pub wait_syscalls: Option<u64>,
 }
 
 impl Throughput {
@@ -147,6 +119,18 @@ impl Throughput {
     pub fn bytes_per_sec(&self) -> f64 {
         self.bytes as f64 / self.elapsed.as_secs_f64()
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of [`Instant`], as a number
+/// that other processes can compare (an `Instant` cannot be shared).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec on our stack for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[cfg(test)]

@@ -1,19 +1,27 @@
 //! What each [`Mode`] runs, and [`run`], which runs it.
 //!
-//! Every mode measures, with two processes pinned to two cores:
+//! Every mode measures, with processes pinned to two cores:
 //!
-//! - round-trip latency over the SPSC ring, a pipe and a Unix stream socket,
-//!   and the floor (a counter bounced through two cache lines). The 8 B ring
-//!   and the floor are measured *paired*: the same processes alternate a
-//!   floor batch and a ring batch, because this VM's cross-core latency
-//!   changes severalfold for seconds at a time;
-//! - one-way throughput over the ring (per-message `try_send` and batched
-//!   `batch()` + `drain` at 8 B), a pipe and a Unix socket, and in full runs
-//!   at 64 KiB the raw two-counter copy stream;
+//! - round-trip latency, transports that are compared measured *paired*
+//!   ([`crate::paired`]), because this VM's cross-core latency changes
+//!   severalfold for seconds at a time: at 8 B the spinning ones (the
+//!   floor, the SPSC ring, the MPMC queue, the ring's blocking calls with
+//!   busy-poll and with spin-then-park) in batches and one by one, and the
+//!   sleeping ones (a raw futex, the ring's blocking calls with park, a
+//!   pipe, a Unix socket) one by one; larger messages over the ring, pipes
+//!   and sockets;
+//! - one-way throughput over the SPSC ring (per-message `try_send`, batched
+//!   `batch()` + `drain`, and the blocking calls with busy-poll and with
+//!   the default strategy, counting their wait-path system calls), a pipe
+//!   and a Unix socket, and in full runs at 64 KiB the raw two-counter copy
+//!   stream;
+//! - throughput with several producers and consumers (1P1C, 2P1C, 1P2C,
+//!   2P2C; the quick mode 1P1C and 2P2C at 8 B only) over the MPMC queue,
+//!   crossbeam's `ArrayQueue` between threads, and a Unix datagram socket;
 //!
 //! in repetitions that interleave the transports. [`Mode::Smoke`] and
 //! [`Mode::Quick`] first stream messages through the ring and verify every
-//! byte.
+//! byte; [`Mode::Smoke`] verifies every byte of everything after too.
 
 use std::time::Instant;
 
@@ -25,34 +33,19 @@ use crate::stats::clock_cost_ns;
 use crate::table::format_size;
 use crate::transport::ring;
 use crate::workload::{RingGeometry, RoundTrip, Stream};
-use crate::{Result, Transport};
+use crate::{paired, Result, Transport};
 
 /// How much to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The full measurement (`cargo bench`): a minute or so.
+    /// The full measurement (`cargo bench`): a couple of minutes.
     Full,
-    /// A few seconds for the `demo`: verified streams, then 8 B and 1 KiB
+    /// Some seconds for the `demo`: verified streams, then 8 B and 1 KiB
     /// over every transport, three repetitions.
     Quick,
-    /// A second or two, every byte verified (`cargo test --benches`); the
+    /// A few seconds, every byte verified (`cargo test --benches`); the
     /// numbers are not measurements.
     Smoke,
-}
-
-/// A round-trip case: size and transport, batch size and samples per rep.
-struct RtCase {
-    size: usize,
-    transport: Transport,
-    batch: usize,
-    samples: usize,
-}
-
-/// A throughput case: size, transport and messages per run.
-struct TpCase {
-    size: usize,
-    transport: Transport,
-    count: u64,
 }
 
 /// One value per mode, in the order [`Mode::Full`], [`Mode::Quick`],
@@ -62,30 +55,42 @@ type PerMode<T> = [T; 3];
 /// Round trips per timed batch, and timed batches per repetition.
 type BatchSamples = (usize, usize);
 
-/// The round-trip cases besides the paired 8 B ring and floor: size,
-/// transport, then batch and samples per mode; no samples where a mode skips
-/// the case.
-const ROUND_TRIPS: [(usize, Transport, PerMode<BatchSamples>); 8] = {
+/// The spinning transports compared at 8 B.
+const SPINNING: &[Transport] = {
+    use Transport::*;
+    &[Floor, Ring, Mpmc, RingBusyPoll, RingSpinThenPark]
+};
+
+/// The sleeping transports compared at 8 B.
+const SLEEPING: &[Transport] = {
+    use Transport::*;
+    &[Futex, RingPark, Pipe, UnixSocket]
+};
+
+/// The round-trip groups: transports measured paired, size, then batch and
+/// samples per mode; no samples where a mode skips the group.
+const ROUND_TRIPS: [(&[Transport], usize, PerMode<BatchSamples>); 7] = {
     use Transport::*;
     [
-        (1024, Ring, [(1000, 300), (1000, 100), (100, 10)]),
-        (64 << 10, Ring, [(20, 300), (0, 0), (10, 10)]),
-        (8, Pipe, [(10, 200), (10, 70), (10, 10)]),
-        (8, UnixSocket, [(10, 200), (10, 70), (10, 10)]),
-        (1024, Pipe, [(10, 200), (10, 70), (10, 10)]),
-        (1024, UnixSocket, [(10, 200), (10, 70), (10, 10)]),
-        (64 << 10, Pipe, [(5, 200), (0, 0), (5, 4)]),
-        (64 << 10, UnixSocket, [(5, 200), (0, 0), (5, 4)]),
+        (SPINNING, 8, [(1000, 600), (1000, 100), (100, 20)]),
+        (SPINNING, 8, [(1, 20_000), (0, 0), (1, 200)]),
+        (SLEEPING, 8, [(1, 2000), (1, 300), (1, 20)]),
+        (&[Ring], 1024, [(1000, 300), (1000, 100), (100, 10)]),
+        (&[Ring], 64 << 10, [(20, 300), (0, 0), (10, 10)]),
+        (&[Pipe, UnixSocket], 1024, [(10, 200), (10, 70), (10, 10)]),
+        (&[Pipe, UnixSocket], 64 << 10, [(5, 200), (0, 0), (5, 4)]),
     ]
 };
 
-/// The throughput cases: size, transport, then messages per run per mode; 0
-/// where a mode skips the case.
-const STREAMS: [(usize, Transport, PerMode<u64>); 11] = {
+/// The one-way cases with one producer and one consumer: size, transport,
+/// then messages per run per mode; 0 where a mode skips the case.
+const STREAMS: [(usize, Transport, PerMode<u64>); 13] = {
     use Transport::*;
     [
         (8, Ring, [50_000_000, 20_000_000, 100_000]),
         (8, RingBatched, [100_000_000, 40_000_000, 100_000]),
+        (8, RingBusyPoll, [30_000_000, 10_000_000, 50_000]),
+        (8, RingSpinThenPark, [30_000_000, 10_000_000, 50_000]),
         (8, Pipe, [500_000, 300_000, 10_000]),
         (8, UnixSocket, [500_000, 300_000, 10_000]),
         (1024, Ring, [2_000_000, 1_000_000, 20_000]),
@@ -97,6 +102,44 @@ const STREAMS: [(usize, Transport, PerMode<u64>); 11] = {
         (64 << 10, UnixSocket, [10_000, 0, 200]),
     ]
 };
+
+/// The transports with several producers and consumers: size, transport,
+/// then messages per run (all producers together) per mode.
+const FAN_INS: [(usize, Transport, PerMode<u64>); 6] = {
+    use Transport::*;
+    [
+        (8, Mpmc, [10_000_000, 4_000_000, 20_000]),
+        (8, ArrayQueue, [10_000_000, 4_000_000, 20_000]),
+        (8, UnixDatagram, [500_000, 200_000, 2_000]),
+        (1024, Mpmc, [2_000_000, 0, 10_000]),
+        (1024, ArrayQueue, [2_000_000, 0, 10_000]),
+        (1024, UnixDatagram, [300_000, 0, 2_000]),
+    ]
+};
+
+/// Producers and consumers of the fan-ins, and whether each mode runs them.
+const TOPOLOGIES: [((usize, usize), PerMode<bool>); 4] = [
+    ((1, 1), [true, true, true]),
+    ((2, 1), [true, false, true]),
+    ((1, 2), [true, false, true]),
+    ((2, 2), [true, true, true]),
+];
+
+/// A round-trip group of one mode.
+struct RtGroup {
+    transports: &'static [Transport],
+    size: usize,
+    batch: usize,
+    samples: usize,
+}
+
+/// A throughput case of one mode.
+struct TpCase {
+    size: usize,
+    transport: Transport,
+    fan: (usize, usize),
+    count: u64,
+}
 
 /// Something verified byte for byte before the measurements.
 enum Check {
@@ -191,11 +234,7 @@ struct Plan {
     reps: usize,
     verify: bool,
     checks: Vec<Check>,
-    /// Paired ring/floor at 8 B: batch and samples per rep.
-    paired: (usize, usize),
-    /// Individually timed paired round trips per rep (0 for none).
-    single: usize,
-    rt: Vec<RtCase>,
+    rt: Vec<RtGroup>,
     tp: Vec<TpCase>,
 }
 
@@ -209,33 +248,45 @@ impl Plan {
         let rt = ROUND_TRIPS
             .iter()
             .filter(|(.., modes)| modes[column].1 > 0)
-            .map(|&(size, transport, modes)| RtCase {
+            .map(|&(transports, size, modes)| RtGroup {
+                transports,
                 size,
-                transport,
                 batch: modes[column].0,
                 samples: modes[column].1,
             })
             .collect();
-        let tp = STREAMS
-            .iter()
-            .filter(|(.., counts)| counts[column] > 0)
-            .map(|&(size, transport, counts)| TpCase {
-                size,
-                transport,
-                count: counts[column],
-            })
-            .collect();
-        let (reps, verify, paired, single) = match mode {
-            Mode::Full => (5, false, (1000, 600), 20_000),
-            Mode::Quick => (3, false, (1000, 100), 0),
-            Mode::Smoke => (1, true, (100, 20), 200),
+        let one_to_one = STREAMS.iter().map(|&(size, transport, counts)| TpCase {
+            size,
+            transport,
+            fan: (1, 1),
+            count: counts[column],
+        });
+        // Sizes together, topologies together, the transports side by side.
+        let mut fan_ins = Vec::new();
+        for size in [8, 1024] {
+            for (fan, modes) in TOPOLOGIES {
+                for &(s, transport, counts) in &FAN_INS {
+                    if s == size && modes[column] {
+                        fan_ins.push(TpCase {
+                            size,
+                            transport,
+                            fan,
+                            count: counts[column],
+                        });
+                    }
+                }
+            }
+        }
+        let tp = one_to_one.chain(fan_ins).filter(|c| c.count > 0).collect();
+        let (reps, verify) = match mode {
+            Mode::Full => (5, false),
+            Mode::Quick => (3, false),
+            Mode::Smoke => (1, true),
         };
         Plan {
             reps,
             verify,
             checks: Check::plan(mode),
-            paired,
-            single,
             rt,
             tp,
         }
@@ -256,67 +307,60 @@ pub fn run(mode: Mode, mut log: impl FnMut(&str)) -> Result<Report> {
     let mut verified = checks.iter().map(|c| c.messages).sum();
 
     let mut latency: Vec<LatencyRow> = Vec::new();
-    let mut paired_ratios = Vec::new();
-    let mut add_latency =
-        |size: usize, transport: &str, batch: usize, samples: Vec<f64>| match latency
-            .iter_mut()
-            .find(|r| r.size == size && r.transport == transport && r.batch == batch)
-        {
-            Some(row) => row.samples.extend(samples),
-            None => latency.push(LatencyRow {
-                size,
-                transport: transport.to_string(),
-                batch,
-                samples,
-            }),
-        };
     let mut throughput: Vec<ThroughputRow> = plan
         .tp
         .iter()
         .map(|c| ThroughputRow {
             size: c.size,
             transport: c.transport,
+            producers: c.fan.0,
+            consumers: c.fan.1,
             runs: Vec::new(),
         })
         .collect();
 
     for rep in 1..=plan.reps {
         log(&format!("repetition {rep}/{}: round trips", plan.reps));
-        let mut cfg = RoundTrip::new(8);
-        (cfg.batch, cfg.samples, cfg.verify) = (plan.paired.0, plan.paired.1, plan.verify);
-        let (ring, floor) = ring::round_trip_with_floor(&cfg)?;
-        verified += if cfg.verify { cfg.total() } else { 0 };
-        paired_ratios.extend(ring.iter().zip(&floor).map(|(r, f)| r / f));
-        add_latency(8, Transport::Floor.name(), cfg.batch, floor);
-        add_latency(8, Transport::Ring.name(), cfg.batch, ring);
-        if plan.single > 0 {
-            (cfg.batch, cfg.samples, cfg.warmup) = (1, plan.single, 1000);
-            let (ring, floor) = ring::round_trip_with_floor(&cfg)?;
-            verified += if cfg.verify { cfg.total() } else { 0 };
-            add_latency(8, Transport::Floor.name(), 1, floor);
-            add_latency(8, Transport::Ring.name(), 1, ring);
-        }
-        for case in &plan.rt {
-            let mut cfg = RoundTrip::new(case.size);
-            cfg.batch = case.batch;
-            cfg.samples = case.samples;
-            cfg.warmup = (case.samples / 20).max(2);
+        for group in &plan.rt {
+            let mut cfg = RoundTrip::new(group.size);
+            cfg.batch = group.batch;
+            cfg.samples = group.samples;
+            cfg.warmup = (group.samples / 20).max(2);
             cfg.verify = plan.verify;
-            let samples = case.transport.round_trip(&cfg)?;
-            verified += if cfg.verify { cfg.total() } else { 0 };
-            add_latency(case.size, case.transport.name(), case.batch, samples);
+            let legs = group
+                .transports
+                .iter()
+                .map(|t| t.leg(&cfg))
+                .collect::<Result<Vec<_>>>()?;
+            let samples = paired::round_trips(legs, &cfg)?;
+            for (&transport, samples) in group.transports.iter().zip(samples) {
+                verified += if cfg.verify { cfg.total() } else { 0 };
+                match latency.iter_mut().find(|r| {
+                    (r.size, r.transport.as_str(), r.batch)
+                        == (group.size, transport.name(), group.batch)
+                }) {
+                    Some(row) => row.samples.extend(samples),
+                    None => latency.push(LatencyRow {
+                        size: group.size,
+                        transport: transport.name().to_string(),
+                        batch: group.batch,
+                        samples,
+                    }),
+                }
+            }
         }
         log(&format!("repetition {rep}/{}: throughput", plan.reps));
         for (case, row) in plan.tp.iter().zip(&mut throughput) {
-            let mut cfg = Stream::new(case.size, case.count);
+            let mut cfg = Stream::new(case.size, case.count).fan(case.fan.0, case.fan.1);
             cfg.verify = plan.verify && case.transport != Transport::CopyStream;
-            row.runs.push(case.transport.throughput(&cfg)?);
+            let run = case.transport.throughput(&cfg)?;
             if cfg.verify {
-                verified += case.count;
+                verified += run.messages;
             }
+            row.runs.push(run);
         }
     }
-    // Keep the sizes together in the tables.
+    // Keep the sizes together in the tables, batches before single trips.
     latency.sort_by_key(|r| (r.size, r.batch == 1));
     Ok(Report {
         mode,
@@ -326,7 +370,6 @@ pub fn run(mode: Mode, mut log: impl FnMut(&str)) -> Result<Report> {
         reps: plan.reps,
         checks,
         latency,
-        paired_ratios,
         throughput,
         verified,
         elapsed: started.elapsed(),

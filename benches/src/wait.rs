@@ -28,6 +28,15 @@ pub fn bounded(what: &'static str, peer: Option<&ForkedChild>) -> BoundedWait {
         .watching(peer.map(ForkedChild::pid))
 }
 
+/// A wait for `what` where processes or threads may share a CPU (the
+/// runs with several producers and consumers): the library's
+/// [`ipc_core::wait::Backoff`] as it is, a few spins and then yields, so a
+/// waiter soon lets a peer on its CPU run; gives up after [`DEADLINE`].
+#[inline(always)]
+pub fn yielding(what: &'static str) -> BoundedWait {
+    BoundedWait::new(what, DEADLINE)
+}
+
 /// Start line between parent and child: the child says it is ready (handles
 /// attached, memory touched) and waits for "go"; the parent waits for ready,
 /// starts its clock and says go.
@@ -40,8 +49,13 @@ impl Gate {
     /// A gate in a fresh shared region; make it before forking.
     pub fn new() -> Result<Gate> {
         Ok(Gate {
-            region: raw_region(256)?,
+            region: raw_region(384)?,
         })
+    }
+
+    /// A word the child may use to report a number to the parent.
+    pub fn report(&self) -> Result<&AtomicU64> {
+        Ok(self.region.atomic_u64(256)?)
     }
 
     fn ready(&self) -> Result<&AtomicU64> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ipc_core::spsc;
+use ipc_core::{mpmc, spsc};
 use ipc_core::{Region, RegionOptions};
 use ipc_tests::payload::PayloadGen;
 
@@ -49,6 +49,39 @@ impl RingGeometry {
     }
 }
 
+/// The geometry of the MPMC queues a workload uses, and of the
+/// `ArrayQueue` it is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueGeometry {
+    /// Slots (a power of two).
+    pub slots: u64,
+    /// Largest message in bytes.
+    pub max_message: u64,
+}
+
+impl QueueGeometry {
+    /// The suggested queue for `size`-byte messages: as many slots as fit
+    /// in about 1 MiB, 64 to 32768 of them.
+    pub fn for_message(size: usize) -> QueueGeometry {
+        let size = size as u64;
+        let fit = (1u64 << 20) / mpmc::slot_stride(size);
+        let slots = if fit == 0 { 1 } else { 1 << fit.ilog2() };
+        QueueGeometry {
+            slots: slots.clamp(64, 1 << 15),
+            max_message: size,
+        }
+    }
+
+    /// A fresh anonymous region holding a queue of this geometry, prefaulted.
+    pub fn region(&self) -> Result<Arc<Region>> {
+        let region = RegionOptions::new()
+            .layout(mpmc::layout(self.slots, self.max_message)?)
+            .populate(true)
+            .create_anonymous()?;
+        Ok(Arc::new(region))
+    }
+}
+
 /// A round-trip (ping-pong) workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RoundTrip {
@@ -65,11 +98,13 @@ pub struct RoundTrip {
     pub verify: bool,
     /// The rings (one per direction).
     pub geometry: RingGeometry,
+    /// The MPMC queues (one per direction).
+    pub queue: QueueGeometry,
 }
 
 impl RoundTrip {
     /// `size`-byte messages; 1000 batches of 1000 round trips after 20
-    /// warm-up batches, stamps checked, the suggested rings.
+    /// warm-up batches, stamps checked, the suggested rings and queues.
     pub fn new(size: usize) -> RoundTrip {
         RoundTrip {
             size,
@@ -78,6 +113,7 @@ impl RoundTrip {
             warmup: 20,
             verify: false,
             geometry: RingGeometry::for_message(size),
+            queue: QueueGeometry::for_message(size),
         }
     }
 
@@ -92,13 +128,18 @@ impl RoundTrip {
     }
 }
 
-/// A one-way throughput workload: the child sends, the parent receives.
+/// A one-way throughput workload: the child sends, the parent receives;
+/// or, with several producers or consumers, a [`crate::team`] of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stream {
     /// Message size in bytes.
     pub size: usize,
-    /// Messages to send.
+    /// Messages to send, by all producers together.
     pub count: u64,
+    /// Producers (MPMC transports; 1 for the others).
+    pub producers: usize,
+    /// Consumers (MPMC transports; 1 for the others).
+    pub consumers: usize,
     /// Messages per batch for a batched ring.
     pub batch: usize,
     /// Fill and check every byte from a [`PayloadGen`] stream (ring only;
@@ -106,19 +147,36 @@ pub struct Stream {
     pub verify: bool,
     /// The ring (and the copy stream's buffer size).
     pub geometry: RingGeometry,
+    /// The MPMC queue (and the `ArrayQueue`'s capacity).
+    pub queue: QueueGeometry,
 }
 
 impl Stream {
-    /// `count` messages of `size` bytes, batches of 256, stamps checked, the
-    /// suggested ring.
+    /// `count` messages of `size` bytes from one producer to one consumer,
+    /// batches of 256, stamps checked, the suggested ring and queue.
     pub fn new(size: usize, count: u64) -> Stream {
         Stream {
             size,
             count,
+            producers: 1,
+            consumers: 1,
             batch: 256,
             verify: false,
             geometry: RingGeometry::for_message(size),
+            queue: QueueGeometry::for_message(size),
         }
+    }
+
+    /// The same stream between `producers` producers and `consumers`
+    /// consumers.
+    pub fn fan(mut self, producers: usize, consumers: usize) -> Stream {
+        (self.producers, self.consumers) = (producers, consumers);
+        self
+    }
+
+    /// Messages each producer sends: `count` shared out, rounded down.
+    pub fn per_producer(&self) -> u64 {
+        self.count / self.producers.max(1) as u64
     }
 
     /// The payload stream to verify with, if verifying.
@@ -153,6 +211,10 @@ mod tests {
             let g = RingGeometry::for_message(size);
             assert!(spsc::check_geometry(g.capacity, g.max_message).is_ok());
             assert!(g.max_message >= size as u64);
+            let q = QueueGeometry::for_message(size);
+            assert!(mpmc::check_geometry(q.slots, q.max_message).is_ok());
         }
+        assert_eq!(QueueGeometry::for_message(8).slots, 1 << 15);
+        assert_eq!(QueueGeometry::for_message(1024).slots, 512);
     }
 }

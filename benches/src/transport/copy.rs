@@ -108,5 +108,6 @@ pub fn throughput(cfg: &Stream) -> Result<Throughput> {
         messages: count,
         bytes: count * size as u64,
         elapsed,
+        wait_syscalls: None,
     })
 }

@@ -4,81 +4,89 @@
 //! be faster.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use ipc_core::Region;
 use ipc_tests::fork::ForkedChild;
 
-use crate::process::{finish, fork_child, pin_child};
-use crate::stats::time_batches;
-use crate::wait::{bounded, Gate};
-use crate::workload::{raw_region, RoundTrip};
+use crate::paired::{Echo, Leg, Ping};
+use crate::wait::bounded;
+use crate::workload::raw_region;
 use crate::Result;
 
 /// The floor's two words, on lines of their own: the parent writes `ping`,
 /// the child `pong`.
 #[derive(Debug)]
-pub struct Lines<'a> {
+struct Lines<'a> {
     ping: &'a AtomicU64,
     pong: &'a AtomicU64,
 }
 
 impl<'a> Lines<'a> {
-    /// A region for the two lines; make it before forking.
-    pub fn region() -> Result<std::sync::Arc<Region>> {
-        raw_region(256)
-    }
-
-    /// The lines in `region` (made by [`Lines::region`]).
-    pub fn of(region: &'a Region) -> Result<Lines<'a>> {
+    fn of(region: &'a Region) -> Result<Lines<'a>> {
         Ok(Lines {
             ping: region.atomic_u64(0)?,
             pong: region.atomic_u64(128)?,
         })
     }
+}
 
-    /// In the child: waits for ping `i`, answers with pong `i`.
-    #[inline(always)]
-    pub fn echo(&self, i: u64) -> Result<()> {
-        let mut wait = bounded("a ping", None);
-        // Acquire/Release as a ring would use them (free on x86).
-        while self.ping.load(Ordering::Acquire) != i {
-            wait.snooze()?;
-        }
-        self.pong.store(i, Ordering::Release);
-        Ok(())
+/// The floor as a [`Leg`] of a paired measurement: the two lines, and the
+/// count each side has reached.
+#[derive(Debug)]
+pub struct Floor {
+    region: Arc<Region>,
+    i: u64,
+}
+
+impl Floor {
+    /// A fresh pair of lines; make it before forking.
+    pub fn leg() -> Result<Box<dyn Leg>> {
+        Ok(Box::new(Floor {
+            region: raw_region(256)?,
+            i: 0,
+        }))
+    }
+}
+
+impl Leg for Floor {
+    fn into_echo(self: Box<Self>) -> Result<Box<dyn Echo>> {
+        Ok(self)
     }
 
-    /// In the parent: pings `i` and waits for the child's pong.
-    #[inline(always)]
-    pub fn ping(&self, i: u64, child: &ForkedChild) -> Result<()> {
-        self.ping.store(i, Ordering::Release);
-        let mut wait = bounded("a pong", Some(child));
-        while self.pong.load(Ordering::Acquire) != i {
-            wait.snooze()?;
+    fn into_ping(self: Box<Self>) -> Result<Box<dyn Ping>> {
+        Ok(self)
+    }
+}
+
+impl Echo for Floor {
+    fn echo(&mut self, n: u64, _: Instant) -> Result<()> {
+        let lines = Lines::of(&self.region)?;
+        for _ in 0..n {
+            self.i += 1;
+            let mut wait = bounded("a ping", None);
+            // Acquire/Release as a ring would use them (free on x86).
+            while lines.ping.load(Ordering::Acquire) != self.i {
+                wait.snooze()?;
+            }
+            lines.pong.store(self.i, Ordering::Release);
         }
         Ok(())
     }
 }
 
-/// Floor round trips: one per-round-trip time (ns) per batch.
-pub fn round_trip(cfg: &RoundTrip) -> Result<Vec<f64>> {
-    let region = Lines::region()?;
-    let gate = Gate::new()?;
-    let total = cfg.total();
-    let child = fork_child(|| -> Result<()> {
-        pin_child()?;
-        let lines = Lines::of(&region)?;
-        gate.child_wait_go()?;
-        for i in 1..=total {
-            lines.echo(i)?;
+impl Ping for Floor {
+    fn ping(&mut self, _: u64, n: u64, _: Instant, peer: &ForkedChild) -> Result<()> {
+        let lines = Lines::of(&self.region)?;
+        for _ in 0..n {
+            self.i += 1;
+            lines.ping.store(self.i, Ordering::Release);
+            let mut wait = bounded("a pong", Some(peer));
+            while lines.pong.load(Ordering::Acquire) != self.i {
+                wait.snooze()?;
+            }
         }
         Ok(())
-    })?;
-    let lines = Lines::of(&region)?;
-    gate.start(&child)?;
-    let samples = time_batches(cfg.warmup, cfg.samples, cfg.batch, |seq| {
-        lines.ping(seq + 1, &child)
-    })?;
-    finish(child)?;
-    Ok(samples)
+    }
 }

@@ -1,225 +1,341 @@
-//! The SPSC ring: round trips over two rings (alone, or paired batch by
-//! batch with the floor), one-way streams per message or batched, and
-//! streams of verified payloads.
+//! The library's rings: round trips over two rings or two MPMC queues (one
+//! per direction), with the non-blocking calls and the benchmark's own spin
+//! or with the library's blocking calls and a [`WaitStrategy`]; one-way
+//! streams over the SPSC ring per message, batched or blocking; and streams
+//! of verified payloads.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use ipc_core::spsc::{Consumer, Producer, RecvError, SendError};
-use ipc_core::Region;
+use ipc_core::wait::{syscalls, WaitStrategy};
+use ipc_core::{mpmc, spsc, Region};
 use ipc_tests::fork::ForkedChild;
 use ipc_tests::payload::PayloadGen;
 
 use crate::message::{check, prepare, stamp, verify};
+use crate::paired::{Echo, Leg, Ping};
 use crate::process::{finish, fork_child, pin_child};
-use crate::stats::{time_batches, Throughput};
-use crate::transport::floor::Lines;
+use crate::stats::Throughput;
 use crate::wait::{bounded, Gate};
 use crate::workload::{prefault, RingGeometry, RoundTrip, Stream};
-use crate::Result;
+use crate::{Error, Result, DEADLINE};
 
-/// Ring ping-pong: the parent sends on one ring and `recv_into`s the echo
-/// from the other; the child `recv_into`s each message and `try_send`s it
-/// back, as the pipe and socket children read into a buffer and write it.
-/// One per-round-trip time (ns) per batch.
-pub fn round_trip(cfg: &RoundTrip) -> Result<Vec<f64>> {
-    let rings = Rings::new(cfg)?;
-    let gate = Gate::new()?;
-    let total = cfg.total();
-    let child = fork_child(|| -> Result<()> {
-        pin_child()?;
-        let mut echo = rings.echo()?;
-        gate.child_wait_go()?;
-        for _ in 0..total {
-            echo.once()?;
-        }
-        Ok(())
-    })?;
-    let mut ping = rings.ping(cfg)?;
-    gate.start(&child)?;
-    let samples = time_batches(cfg.warmup, cfg.samples, cfg.batch, |seq| {
-        ping.once(seq, &child)
-    })?;
-    drop(ping);
-    finish(child)?;
-    Ok(samples)
+pub use ipc_core::spsc::{RecvError, SendError};
+
+/// How a workload calls the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// `try_send` and `try_recv_into`, waiting with the benchmark's own
+    /// bounded spin ([`bounded`]) when full or empty.
+    Try,
+    /// `batch()` and `drain` (SPSC streams only).
+    Batched,
+    /// The library's blocking `send_deadline` and `recv_into_deadline`,
+    /// waiting as the strategy says.
+    Blocking(WaitStrategy),
 }
 
-/// The ring and the floor measured together: the same two processes
-/// alternate a timed batch of floor round trips with a timed batch of ring
-/// round trips (as [`super::floor::round_trip`] and [`round_trip`] do them),
-/// so both see the same state of the host. Returns (ring, floor) samples,
-/// one pair per batch.
-///
-/// This machine's cross-core latency changes by several times for seconds at
-/// a time; only paired samples compare the two fairly.
-pub fn round_trip_with_floor(cfg: &RoundTrip) -> Result<(Vec<f64>, Vec<f64>)> {
-    let rings = Rings::new(cfg)?;
-    let line_region = Lines::region()?;
-    let gate = Gate::new()?;
-    let (batches, batch) = ((cfg.warmup + cfg.samples) as u64, cfg.batch.max(1) as u64);
-    let child = fork_child(|| -> Result<()> {
-        pin_child()?;
-        let mut echo = rings.echo()?;
-        let lines = Lines::of(&line_region)?;
-        gate.child_wait_go()?;
-        let mut i = 0;
-        for _ in 0..batches {
-            for _ in 0..batch {
-                i += 1;
-                lines.echo(i)?;
+/// Which of the library's rings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The SPSC byte ring.
+    Spsc,
+    /// The MPMC slot queue, one producer and one consumer.
+    Mpmc,
+}
+
+/// A sending handle: the SPSC or MPMC producer.
+pub trait Tx {
+    /// `try_send` of the handle.
+    fn try_send(&mut self, msg: &[u8]) -> std::result::Result<(), SendError>;
+    /// `send_deadline` of the handle.
+    fn send_deadline(
+        &mut self,
+        msg: &[u8],
+        deadline: Instant,
+    ) -> std::result::Result<(), SendError>;
+    /// `set_wait_strategy` of the handle.
+    fn set_wait_strategy(&mut self, strategy: WaitStrategy);
+}
+
+/// A receiving handle: the SPSC or MPMC consumer.
+pub trait Rx {
+    /// `try_recv_into` of the handle.
+    fn try_recv_into(&mut self, buf: &mut [u8]) -> std::result::Result<usize, RecvError>;
+    /// `recv_into_deadline` of the handle.
+    fn recv_into_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> std::result::Result<usize, RecvError>;
+    /// `set_wait_strategy` of the handle.
+    fn set_wait_strategy(&mut self, strategy: WaitStrategy);
+}
+
+macro_rules! handles {
+    ($producer:ty, $consumer:ty) => {
+        impl Tx for $producer {
+            #[inline(always)]
+            fn try_send(&mut self, msg: &[u8]) -> std::result::Result<(), SendError> {
+                <$producer>::try_send(self, msg)
             }
-            for _ in 0..batch {
-                echo.once()?;
+            #[inline(always)]
+            fn send_deadline(
+                &mut self,
+                msg: &[u8],
+                deadline: Instant,
+            ) -> std::result::Result<(), SendError> {
+                <$producer>::send_deadline(self, msg, deadline)
+            }
+            fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+                <$producer>::set_wait_strategy(self, strategy)
             }
         }
-        Ok(())
-    })?;
-    let mut ping = rings.ping(cfg)?;
-    let lines = Lines::of(&line_region)?;
-    let mut ring = Vec::with_capacity(cfg.samples);
-    let mut floor = Vec::with_capacity(cfg.samples);
-    let (mut i, mut seq) = (0u64, 0u64);
-    gate.start(&child)?;
-    for b in 0..batches {
-        let start = Instant::now();
-        for _ in 0..batch {
-            i += 1;
-            lines.ping(i, &child)?;
+
+        impl Rx for $consumer {
+            #[inline(always)]
+            fn try_recv_into(&mut self, buf: &mut [u8]) -> std::result::Result<usize, RecvError> {
+                <$consumer>::try_recv_into(self, buf)
+            }
+            #[inline(always)]
+            fn recv_into_deadline(
+                &mut self,
+                buf: &mut [u8],
+                deadline: Instant,
+            ) -> std::result::Result<usize, RecvError> {
+                <$consumer>::recv_into_deadline(self, buf, deadline)
+            }
+            fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+                <$consumer>::set_wait_strategy(self, strategy)
+            }
         }
-        let floor_ns = start.elapsed().as_nanos() as f64 / batch as f64;
-        let start = Instant::now();
-        for _ in 0..batch {
-            ping.once(seq, &child)?;
-            seq += 1;
-        }
-        let ring_ns = start.elapsed().as_nanos() as f64 / batch as f64;
-        if b >= cfg.warmup as u64 {
-            floor.push(floor_ns);
-            ring.push(ring_ns);
+    };
+}
+
+handles!(spsc::Producer, spsc::Consumer);
+handles!(mpmc::Producer, mpmc::Consumer);
+
+/// Sends `msg` as `api` says: blocking until `deadline`, or spinning while
+/// the ring is full (giving up if `peer` exits).
+#[inline(always)]
+pub fn send<T: Tx>(
+    tx: &mut T,
+    msg: &[u8],
+    api: Api,
+    deadline: Instant,
+    peer: Option<&ForkedChild>,
+) -> Result<()> {
+    if let Api::Blocking(_) = api {
+        return Ok(tx.send_deadline(msg, deadline)?);
+    }
+    let mut wait = bounded("room in the ring", peer);
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(SendError::Full) => wait.snooze()?,
+            Err(e) => return Err(e.into()),
         }
     }
-    drop(ping);
-    finish(child)?;
-    Ok((ring, floor))
 }
 
-/// The two rings of a round trip: `there` carries the parent's messages,
-/// `back` the child's echoes.
-struct Rings {
+/// Receives the next message into `buf` as `api` says; its length.
+#[inline(always)]
+pub fn recv<R: Rx>(
+    rx: &mut R,
+    buf: &mut [u8],
+    api: Api,
+    deadline: Instant,
+    peer: Option<&ForkedChild>,
+) -> Result<usize> {
+    if let Api::Blocking(_) = api {
+        return Ok(rx.recv_into_deadline(buf, deadline)?);
+    }
+    let mut wait = bounded("a message", peer);
+    loop {
+        match rx.try_recv_into(buf) {
+            Ok(n) => return Ok(n),
+            Err(RecvError::Empty) => wait.snooze()?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Ring ping-pong as a [`Leg`]: the parent sends on one ring (or queue)
+/// and receives the echo from the other; the child receives each message
+/// into a buffer and sends it back, as the pipe and socket children read
+/// into a buffer and write it.
+#[derive(Debug)]
+pub struct RingLeg {
+    kind: Kind,
+    api: Api,
     there: Arc<Region>,
     back: Arc<Region>,
     size: usize,
-}
-
-impl Rings {
-    fn new(cfg: &RoundTrip) -> Result<Rings> {
-        Ok(Rings {
-            there: cfg.geometry.region()?,
-            back: cfg.geometry.region()?,
-            size: cfg.size,
-        })
-    }
-
-    /// The child's ends, attached and prefaulted.
-    fn echo(&self) -> Result<Echo> {
-        let rx = Consumer::attach(self.there.clone())?;
-        let tx = Producer::attach(self.back.clone())?;
-        prefault(&self.there)?;
-        prefault(&self.back)?;
-        Ok(Echo {
-            rx,
-            tx,
-            buf: vec![0u8; self.size],
-        })
-    }
-
-    /// The parent's ends.
-    fn ping(&self, cfg: &RoundTrip) -> Result<Ping> {
-        Ok(Ping {
-            tx: Producer::attach(self.there.clone())?,
-            rx: Consumer::attach(self.back.clone())?,
-            msg: vec![0u8; self.size],
-            echo: vec![0u8; self.size],
-            gen: cfg.payload(),
-        })
-    }
-}
-
-/// The child's side of a ring round trip.
-struct Echo {
-    rx: Consumer,
-    tx: Producer,
-    buf: Vec<u8>,
-}
-
-impl Echo {
-    /// Receives one message and sends it back.
-    #[inline(always)]
-    fn once(&mut self) -> Result<()> {
-        let n = recv(&mut self.rx, &mut self.buf, None)?;
-        send(&mut self.tx, &self.buf[..n], None)
-    }
-}
-
-/// The parent's side of a ring round trip.
-struct Ping {
-    tx: Producer,
-    rx: Consumer,
-    msg: Vec<u8>,
-    echo: Vec<u8>,
     gen: Option<PayloadGen>,
 }
 
-impl Ping {
-    /// Sends message `seq`, receives its echo from `child` and checks it.
-    #[inline(always)]
-    fn once(&mut self, seq: u64, child: &ForkedChild) -> Result<()> {
-        prepare(&mut self.msg, seq, self.gen);
-        send(&mut self.tx, &self.msg, Some(child))?;
-        let n = recv(&mut self.rx, &mut self.echo, Some(child))?;
-        check(&self.echo[..n], seq, self.msg.len(), self.gen)
+impl RingLeg {
+    /// Two fresh rings (or queues) for `cfg`'s messages; make them before
+    /// forking.
+    pub fn leg(kind: Kind, api: Api, cfg: &RoundTrip) -> Result<Box<dyn Leg>> {
+        if api == Api::Batched {
+            return Err(Error::Unsupported("round trips over a batched ring"));
+        }
+        let region = || match kind {
+            Kind::Spsc => cfg.geometry.region(),
+            Kind::Mpmc => cfg.queue.region(),
+        };
+        Ok(Box::new(RingLeg {
+            kind,
+            api,
+            there: region()?,
+            back: region()?,
+            size: cfg.size,
+            gen: cfg.payload(),
+        }))
+    }
+
+    fn sides<R: Rx, T: Tx>(&self, mut rx: R, mut tx: T) -> Sides<R, T> {
+        if let Api::Blocking(strategy) = self.api {
+            rx.set_wait_strategy(strategy);
+            tx.set_wait_strategy(strategy);
+        }
+        Sides {
+            rx,
+            tx,
+            api: self.api,
+            msg: vec![0u8; self.size],
+            buf: vec![0u8; self.size],
+            gen: self.gen,
+        }
     }
 }
 
-/// Ring one-way stream: the child sends (`try_send`, or `batch()` of
-/// `cfg.batch` messages), the parent receives (`recv_into` its buffer, or
-/// `drain`), checking each message.
-pub fn throughput(cfg: &Stream, batched: bool) -> Result<Throughput> {
+impl Leg for RingLeg {
+    fn into_echo(self: Box<Self>) -> Result<Box<dyn Echo>> {
+        let echo: Box<dyn Echo> = match self.kind {
+            Kind::Spsc => Box::new(self.sides(
+                spsc::Consumer::attach(self.there.clone())?,
+                spsc::Producer::attach(self.back.clone())?,
+            )),
+            Kind::Mpmc => Box::new(self.sides(
+                mpmc::Consumer::attach(self.there.clone())?,
+                mpmc::Producer::attach(self.back.clone())?,
+            )),
+        };
+        prefault(&self.there)?;
+        prefault(&self.back)?;
+        Ok(echo)
+    }
+
+    fn into_ping(self: Box<Self>) -> Result<Box<dyn Ping>> {
+        Ok(match self.kind {
+            Kind::Spsc => Box::new(self.sides(
+                spsc::Consumer::attach(self.back.clone())?,
+                spsc::Producer::attach(self.there.clone())?,
+            )),
+            Kind::Mpmc => Box::new(self.sides(
+                mpmc::Consumer::attach(self.back.clone())?,
+                mpmc::Producer::attach(self.there.clone())?,
+            )),
+        })
+    }
+}
+
+/// One side of a ring round trip: what it receives from and sends to.
+struct Sides<R, T> {
+    rx: R,
+    tx: T,
+    api: Api,
+    msg: Vec<u8>,
+    buf: Vec<u8>,
+    gen: Option<PayloadGen>,
+}
+
+impl<R: Rx, T: Tx> Echo for Sides<R, T> {
+    fn echo(&mut self, n: u64, deadline: Instant) -> Result<()> {
+        for _ in 0..n {
+            let len = recv(&mut self.rx, &mut self.buf, self.api, deadline, None)?;
+            send(&mut self.tx, &self.buf[..len], self.api, deadline, None)?;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Rx, T: Tx> Ping for Sides<R, T> {
+    fn ping(&mut self, first: u64, n: u64, deadline: Instant, peer: &ForkedChild) -> Result<()> {
+        for seq in first..first + n {
+            prepare(&mut self.msg, seq, self.gen);
+            send(&mut self.tx, &self.msg, self.api, deadline, Some(peer))?;
+            let len = recv(&mut self.rx, &mut self.buf, self.api, deadline, Some(peer))?;
+            check(&self.buf[..len], seq, self.msg.len(), self.gen)?;
+        }
+        Ok(())
+    }
+}
+
+/// Deadlines of blocking streams are renewed every this many messages, so
+/// a stream may last any time while no single wait lasts [`DEADLINE`].
+const DEADLINE_EVERY: u64 = 1 << 16;
+
+/// SPSC ring one-way stream: the child sends (`try_send`, `batch()` of
+/// `cfg.batch` messages, or blocking `send_deadline`), the parent receives
+/// (`try_recv_into` its buffer, `drain`, or blocking
+/// `recv_into_deadline`), checking each message. Counts both processes'
+/// wait-path system calls.
+pub fn throughput(cfg: &Stream, api: Api) -> Result<Throughput> {
     let region = cfg.geometry.region()?;
     let gate = Gate::new()?;
     let (size, count, batch) = (cfg.size, cfg.count, cfg.batch.max(1) as u64);
     let gen = cfg.payload();
     let child = fork_child(|| -> Result<()> {
         pin_child()?;
-        let mut tx = Producer::attach(region.clone())?;
+        let mut tx = spsc::Producer::attach(region.clone())?;
+        if let Api::Blocking(strategy) = api {
+            tx.set_wait_strategy(strategy);
+        }
         prefault(&region)?;
         let mut msg = vec![0u8; size];
         gate.child_wait_go()?;
-        if batched {
-            produce_batched(&mut tx, &mut msg, count, batch, gen)
-        } else {
-            produce_each(&mut tx, &mut msg, count, gen)
+        let before = syscalls();
+        match api {
+            Api::Batched => produce_batched(&mut tx, &mut msg, count, batch, gen)?,
+            _ => produce_each(&mut tx, &mut msg, count, api, gen)?,
         }
+        gate.report()?
+            .store(syscalls() - before, std::sync::atomic::Ordering::Release);
+        Ok(())
     })?;
-    let mut rx = Consumer::attach(region)?;
+    let mut rx = spsc::Consumer::attach(region)?;
+    if let Api::Blocking(strategy) = api {
+        rx.set_wait_strategy(strategy);
+    }
     let mut buf = vec![0u8; size];
+    let before = syscalls();
     let start = gate.start(&child)?;
-    if batched {
+    if api == Api::Batched {
         consume_drained(&mut rx, count, size, gen, &child)?;
     } else {
+        let mut deadline = start;
         for seq in 0..count {
-            let n = recv(&mut rx, &mut buf, Some(&child))?;
+            if seq % DEADLINE_EVERY == 0 {
+                deadline = Instant::now() + DEADLINE;
+            }
+            let n = recv(&mut rx, &mut buf, api, deadline, Some(&child))?;
             check(&buf[..n], seq, size, gen)?;
         }
     }
     let elapsed = start.elapsed();
+    let ours = syscalls() - before;
     drop(rx);
     finish(child)?;
+    // Acquire: pairs with the child's Release store, before it exited.
+    let theirs = gate.report()?.load(std::sync::atomic::Ordering::Acquire);
     Ok(Throughput {
         messages: count,
         bytes: count * size as u64,
         elapsed,
+        wait_syscalls: Some(ours + theirs),
     })
 }
 
@@ -232,7 +348,7 @@ pub fn payload_stream(gen: PayloadGen, count: u64, geometry: RingGeometry) -> Re
     let gate = Gate::new()?;
     let child = fork_child(|| -> Result<()> {
         pin_child()?;
-        let mut tx = Producer::attach(region.clone())?;
+        let mut tx = spsc::Producer::attach(region.clone())?;
         prefault(&region)?;
         gate.child_wait_go()?;
         for seq in 0..count {
@@ -240,7 +356,7 @@ pub fn payload_stream(gen: PayloadGen, count: u64, geometry: RingGeometry) -> Re
         }
         Ok(())
     })?;
-    let mut rx = Consumer::attach(region)?;
+    let mut rx = spsc::Consumer::attach(region)?;
     let mut bytes = 0u64;
     let start = gate.start(&child)?;
     for seq in 0..count {
@@ -264,26 +380,14 @@ pub fn payload_stream(gen: PayloadGen, count: u64, geometry: RingGeometry) -> Re
         messages: count,
         bytes,
         elapsed,
+        wait_syscalls: None,
     })
-}
-
-/// Sends `msg`, waiting while the ring is full.
-#[inline(always)]
-fn send(tx: &mut Producer, msg: &[u8], peer: Option<&ForkedChild>) -> Result<()> {
-    let mut wait = bounded("room in the ring", peer);
-    loop {
-        match tx.try_send(msg) {
-            Ok(()) => return Ok(()),
-            Err(SendError::Full) => wait.snooze()?,
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// Writes message `seq` of `gen` (`len` bytes) in place, waiting while the
 /// ring is full.
 #[inline(always)]
-fn send_generated(tx: &mut Producer, gen: PayloadGen, seq: u64, len: usize) -> Result<()> {
+fn send_generated(tx: &mut spsc::Producer, gen: PayloadGen, seq: u64, len: usize) -> Result<()> {
     let mut wait = bounded("room in the ring", None);
     loop {
         match tx.try_reserve(len) {
@@ -298,39 +402,31 @@ fn send_generated(tx: &mut Producer, gen: PayloadGen, seq: u64, len: usize) -> R
     }
 }
 
-/// Receives the next message into `buf`, waiting while the ring is empty.
-#[inline(always)]
-fn recv(rx: &mut Consumer, buf: &mut [u8], peer: Option<&ForkedChild>) -> Result<usize> {
-    let mut wait = bounded("a message", peer);
-    loop {
-        match rx.try_recv_into(buf) {
-            Ok(n) => return Ok(n),
-            Err(RecvError::Empty) => wait.snooze()?,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 fn produce_each(
-    tx: &mut Producer,
+    tx: &mut spsc::Producer,
     msg: &mut [u8],
     count: u64,
+    api: Api,
     gen: Option<PayloadGen>,
 ) -> Result<()> {
+    let mut deadline = Instant::now();
     for seq in 0..count {
-        match gen {
-            None => {
-                stamp(msg, seq);
-                send(tx, msg, None)?;
+        if let (Api::Blocking(_), 0) = (api, seq % DEADLINE_EVERY) {
+            deadline = Instant::now() + DEADLINE;
+        }
+        match (api, gen) {
+            (Api::Try, Some(gen)) => send_generated(tx, gen, seq, msg.len())?,
+            _ => {
+                prepare(msg, seq, gen);
+                send(tx, msg, api, deadline, None)?;
             }
-            Some(gen) => send_generated(tx, gen, seq, msg.len())?,
         }
     }
     Ok(())
 }
 
 fn produce_batched(
-    tx: &mut Producer,
+    tx: &mut spsc::Producer,
     msg: &mut [u8],
     count: u64,
     batch: u64,
@@ -369,7 +465,7 @@ fn produce_batched(
 }
 
 fn consume_drained(
-    rx: &mut Consumer,
+    rx: &mut spsc::Consumer,
     count: u64,
     size: usize,
     gen: Option<PayloadGen>,

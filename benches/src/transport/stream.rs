@@ -1,5 +1,6 @@
 //! Byte streams between the two processes: a pipe (one per direction for
 //! round trips) and a Unix stream socket pair, with one `write` per message.
+//! Reads and writes block: these are sleeping wake-ups.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -8,9 +9,15 @@ use std::os::unix::net::UnixStream;
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
 
+use std::time::Instant;
+
+use ipc_tests::fork::ForkedChild;
+use ipc_tests::payload::PayloadGen;
+
 use crate::message::{check, prepare, stamp};
+use crate::paired::{Echo, Leg, Ping};
 use crate::process::{finish, fork_child, pin_child};
-use crate::stats::{time_batches, Throughput};
+use crate::stats::Throughput;
 use crate::wait::Gate;
 use crate::workload::{RoundTrip, Stream};
 use crate::{Error, Result, DEADLINE};
@@ -18,19 +25,29 @@ use crate::{Error, Result, DEADLINE};
 /// Size of the buffer the one-way streams read into.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Round trips over two pipes.
-pub fn pipe_round_trip(cfg: &RoundTrip) -> Result<Vec<f64>> {
+/// Round trips over two pipes, as a [`Leg`].
+pub fn pipe_leg(cfg: &RoundTrip) -> Result<Box<dyn Leg>> {
     let (to_child_r, to_child_w) = pipe()?;
     let (to_parent_r, to_parent_w) = pipe()?;
-    echo_round_trip(cfg, (to_child_w, to_parent_r), (to_child_r, to_parent_w))
+    Ok(Box::new(StreamLeg {
+        parent: (to_child_w, to_parent_r),
+        child: (to_child_r, to_parent_w),
+        size: cfg.size,
+        gen: cfg.payload(),
+    }))
 }
 
-/// Round trips over a Unix stream socket pair.
-pub fn socket_round_trip(cfg: &RoundTrip) -> Result<Vec<f64>> {
+/// Round trips over a Unix stream socket pair, as a [`Leg`].
+pub fn socket_leg(cfg: &RoundTrip) -> Result<Box<dyn Leg>> {
     let (a, b) = socket_pair()?;
     let a2 = a.try_clone().map_err(|e| Error::io("dup", e))?;
     let b2 = b.try_clone().map_err(|e| Error::io("dup", e))?;
-    echo_round_trip(cfg, (a, a2), (b, b2))
+    Ok(Box::new(StreamLeg {
+        parent: (a, a2),
+        child: (b, b2),
+        size: cfg.size,
+        gen: cfg.payload(),
+    }))
 }
 
 /// One-way throughput over a pipe.
@@ -81,55 +98,92 @@ fn read_message(r: &mut impl Read, buf: &mut [u8]) -> Result<bool> {
     Ok(true)
 }
 
-/// Ping-pong over byte streams: `parent` is (to child, from child), `child`
-/// is (from parent, to parent). The child echoes until end-of-file.
-fn echo_round_trip<PW, PR, CR, CW>(
-    cfg: &RoundTrip,
+/// Ping-pong over byte streams: `parent` is (to child, from child),
+/// `child` is (from parent, to parent). Each side keeps its own ends only,
+/// so the other's death shows as end-of-file.
+struct StreamLeg<PW, PR, CR, CW> {
     parent: (PW, PR),
     child: (CR, CW),
-) -> Result<Vec<f64>>
+    size: usize,
+    gen: Option<PayloadGen>,
+}
+
+impl<PW, PR, CR, CW> Leg for StreamLeg<PW, PR, CR, CW>
 where
-    PW: Write,
-    PR: Read,
-    CR: Read,
-    CW: Write,
+    PW: Write + 'static,
+    PR: Read + 'static,
+    CR: Read + 'static,
+    CW: Write + 'static,
 {
-    let gate = Gate::new()?;
-    let size = cfg.size;
-    let mut parent_side = Some(parent);
-    let peer = fork_child(|| -> Result<()> {
-        // Close the parent's ends here, so the parent's death shows as EOF.
-        drop(parent_side.take());
-        let (mut r, mut w) = child;
-        pin_child()?;
-        let mut buf = vec![0u8; size];
-        gate.child_wait_go()?;
-        while read_message(&mut r, &mut buf)? {
-            w.write_all(&buf).map_err(|e| Error::io("write", e))?;
+    fn into_echo(self: Box<Self>) -> Result<Box<dyn Echo>> {
+        let (r, w) = self.child;
+        Ok(Box::new(StreamSide {
+            w,
+            r,
+            msg: vec![0u8; self.size],
+            buf: vec![0u8; self.size],
+            gen: self.gen,
+        }))
+    }
+
+    fn into_ping(self: Box<Self>) -> Result<Box<dyn Ping>> {
+        let (w, r) = self.parent;
+        Ok(Box::new(StreamSide {
+            w,
+            r,
+            msg: vec![0u8; self.size],
+            buf: vec![0u8; self.size],
+            gen: self.gen,
+        }))
+    }
+}
+
+/// One side of a byte-stream round trip.
+struct StreamSide<W, R> {
+    w: W,
+    r: R,
+    msg: Vec<u8>,
+    buf: Vec<u8>,
+    gen: Option<PayloadGen>,
+}
+
+impl<W: Write, R: Read> StreamSide<W, R> {
+    fn read(&mut self, waiting_for: &'static str) -> Result<()> {
+        if read_message(&mut self.r, &mut self.buf)? {
+            Ok(())
+        } else {
+            Err(Error::PeerClosed {
+                waiting_for,
+                detail: "closed its end".into(),
+            })
+        }
+    }
+}
+
+impl<W: Write, R: Read> Echo for StreamSide<W, R> {
+    fn echo(&mut self, n: u64, _: Instant) -> Result<()> {
+        for _ in 0..n {
+            self.read("a ping")?;
+            self.w
+                .write_all(&self.buf)
+                .map_err(|e| Error::io("write", e))?;
         }
         Ok(())
-    })?;
-    let (mut w, mut r) = parent_side
-        .take()
-        .ok_or(Error::Unsupported("parent ends already taken"))?;
-    let gen = cfg.payload();
-    let mut msg = vec![0u8; size];
-    let mut echo = vec![0u8; size];
-    gate.start(&peer)?;
-    let samples = time_batches(cfg.warmup, cfg.samples, cfg.batch, |seq| {
-        prepare(&mut msg, seq, gen);
-        w.write_all(&msg).map_err(|e| Error::io("write", e))?;
-        if !read_message(&mut r, &mut echo)? {
-            return Err(Error::PeerClosed {
-                waiting_for: "an echo",
-                detail: "closed its end".into(),
-            });
+    }
+}
+
+impl<W: Write, R: Read> Ping for StreamSide<W, R> {
+    fn ping(&mut self, first: u64, n: u64, _: Instant, _: &ForkedChild) -> Result<()> {
+        for seq in first..first + n {
+            prepare(&mut self.msg, seq, self.gen);
+            self.w
+                .write_all(&self.msg)
+                .map_err(|e| Error::io("write", e))?;
+            self.read("an echo")?;
+            check(&self.buf, seq, self.msg.len(), self.gen)?;
         }
-        check(&echo, seq, size, gen)
-    })?;
-    drop((w, r));
-    finish(peer)?;
-    Ok(samples)
+        Ok(())
+    }
 }
 
 /// One-way throughput over a byte stream: the child writes each stamped
@@ -182,5 +236,6 @@ where
         messages: count,
         bytes: got,
         elapsed,
+        wait_syscalls: None,
     })
 }
