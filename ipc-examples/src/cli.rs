@@ -1,14 +1,15 @@
 //! What the `producer` and `consumer` demos share: their arguments
-//! (`<name> <count> <size>`, `--timeout`, `--seed`), their exit status and
-//! their report line. Both must read `<size>` and `--seed` the same way, or
-//! the consumer rejects the producer's stream.
+//! (`<name> <count> <size>`, `--mpmc`, `--timeout`, `--seed`), their exit
+//! status, their report line, and the messages of an MPMC queue
+//! ([`Tagged`]). Both must read `<size>` and `--seed` the same way, or the
+//! consumer rejects the producer's stream.
 
 use std::error::Error;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ipc_tests::payload::PayloadGen;
+use ipc_tests::payload::{mix, PayloadError, PayloadGen};
 
 /// Seed of the payload stream unless `--seed` says otherwise.
 pub const DEFAULT_SEED: u64 = 24301;
@@ -83,6 +84,9 @@ pub struct Args<'a> {
     /// `<name>`, `<count>` and `<size>`, unparsed: each demo parses them in
     /// its own order, so which error it reports first stays its own.
     pub positional: [&'a str; 3],
+    /// `--mpmc`: an MPMC queue (several producers and consumers) instead of
+    /// an SPSC ring.
+    pub mpmc: bool,
     /// `--timeout`, or [`DEFAULT_TIMEOUT`].
     pub timeout: Duration,
     /// `--seed`, or [`DEFAULT_SEED`].
@@ -90,9 +94,10 @@ pub struct Args<'a> {
 }
 
 /// Parses the arguments after the program name; `Ok(None)` for `-h` or
-/// `--help`. Options take a value as `--flag value` or `--flag=value`.
-/// `--timeout` and `--seed` are handled here; any other option goes to
-/// `other(flag, value)`, which returns `Ok(false)` for a flag it does not know.
+/// `--help`. `--mpmc` is a switch; other options take a value as
+/// `--flag value` or `--flag=value`. `--mpmc`, `--timeout` and `--seed` are
+/// handled here; any other option goes to `other(flag, value)`, which
+/// returns `Ok(false)` for a flag it does not know.
 pub fn parse<'a>(
     args: &'a [String],
     mut other: impl FnMut(&str, &str) -> Result<bool, String>,
@@ -100,10 +105,15 @@ pub fn parse<'a>(
     let mut positional = Vec::new();
     let mut timeout = DEFAULT_TIMEOUT;
     let mut seed = DEFAULT_SEED;
+    let mut mpmc = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             return Ok(None);
+        }
+        if arg == "--mpmc" {
+            mpmc = true;
+            continue;
         }
         if !arg.starts_with("--") {
             positional.push(arg.as_str());
@@ -131,6 +141,7 @@ pub fn parse<'a>(
     };
     Ok(Some(Args {
         positional: [name, count, size],
+        mpmc,
         timeout,
         seed,
     }))
@@ -162,6 +173,59 @@ pub fn main<C>(
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The messages of an MPMC queue: a 16-byte header (the producer's pid and
+/// the message's sequence number, little-endian) and a body from the
+/// producer's own payload stream (the seed mixed with its pid). A consumer
+/// receives some messages of each of several producers: the header says
+/// whose stream, and which message of it, to verify the body against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tagged {
+    /// The sending producer's pid.
+    pub producer: u64,
+    /// The message's number in that producer's stream.
+    pub seq: u64,
+}
+
+impl Tagged {
+    /// Bytes of the header in front of the body.
+    pub const HEADER: usize = 16;
+
+    /// The body stream of `producer`'s messages of `size`.
+    pub fn gen(size: Size, seed: u64, producer: u64) -> PayloadGen {
+        size.gen(mix(seed ^ producer))
+    }
+
+    /// Writes the header and body of message `seq` of `producer` into
+    /// `msg`, which must be [`Tagged::HEADER`] bytes longer than the body
+    /// (`gen.len_of(seq)`).
+    pub fn fill(self, gen: PayloadGen, msg: &mut [u8]) {
+        msg[..8].copy_from_slice(&self.producer.to_le_bytes());
+        msg[8..16].copy_from_slice(&self.seq.to_le_bytes());
+        gen.fill(self.seq, &mut msg[Self::HEADER..]);
+    }
+
+    /// Reads and verifies a message: whose it is, if every byte of its body
+    /// is what that producer sends as that message.
+    pub fn check(msg: &[u8], size: Size, seed: u64) -> Result<Tagged, String> {
+        let (Some(producer), Some(seq)) = (
+            msg.first_chunk::<8>(),
+            msg[8.min(msg.len())..].first_chunk::<8>(),
+        ) else {
+            return Err(format!("a message of {} bytes has no header", msg.len()));
+        };
+        let tag = Tagged {
+            producer: u64::from_le_bytes(*producer),
+            seq: u64::from_le_bytes(*seq),
+        };
+        Self::gen(size, seed, tag.producer)
+            .verify(tag.seq, &msg[Self::HEADER..])
+            .map_err(|e: PayloadError| {
+                format!("message {} of producer {}: {e}", tag.seq, tag.producer)
+            })?;
+        Ok(tag)
     }
 }
 
@@ -222,5 +286,26 @@ mod tests {
         assert_eq!(err, "expected 3 arguments (<name> <count> <size>), got 2");
         assert_eq!(shm_name("demo"), Ok("/demo".to_owned()));
         assert!(shm_name("/a/b").is_err());
+        let args = strings(&["--mpmc", "a", "1", "8"]);
+        assert!(parse(&args, |_, _| Ok(false)).unwrap().unwrap().mpmc);
+    }
+
+    #[test]
+    fn tagged_messages_name_their_producer_and_are_verified() {
+        let size = Size::Fixed(40);
+        let tag = Tagged {
+            producer: 4242,
+            seq: 17,
+        };
+        let gen = Tagged::gen(size, 5, tag.producer);
+        let mut msg = vec![0u8; Tagged::HEADER + gen.len_of(tag.seq)];
+        tag.fill(gen, &mut msg);
+        assert_eq!(Tagged::check(&msg, size, 5), Ok(tag));
+        // Another seed, a flipped byte, no header: rejected.
+        assert!(Tagged::check(&msg, size, 6).is_err());
+        let last = msg.len() - 1;
+        msg[last] ^= 1;
+        assert!(Tagged::check(&msg, size, 5).is_err());
+        assert!(Tagged::check(&msg[..12], size, 5).is_err());
     }
 }
