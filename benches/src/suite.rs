@@ -40,8 +40,9 @@ use crate::{paired, Result, Transport};
 pub enum Mode {
     /// The full measurement (`cargo bench`): a couple of minutes.
     Full,
-    /// Some seconds for the `demo`: verified streams, then 8 B and 1 KiB
-    /// over every transport, three repetitions.
+    /// Some seconds for the `demo`: verified streams, echoes and a 2P2C
+    /// MPMC fan-in, then 8 B and 1 KiB over every transport (several
+    /// producers and consumers: 1P1C and 2P2C at 8 B), three repetitions.
     Quick,
     /// A few seconds, every byte verified (`cargo test --benches`); the
     /// numbers are not measurements.
@@ -156,6 +157,13 @@ enum Check {
         batches: usize,
         batch: usize,
     },
+    /// `count` messages of `size` bytes from `fan.0` producer processes to
+    /// `fan.1` consumer processes through an MPMC queue.
+    FanIn {
+        size: usize,
+        fan: (usize, usize),
+        count: u64,
+    },
 }
 
 impl Check {
@@ -169,9 +177,9 @@ impl Check {
     }
 
     /// What each mode verifies first: nothing in full runs (they measure),
-    /// the demo's streams and echoes in quick runs, and in smoke runs streams
-    /// whose random lengths wrap a small ring (everything after is verified
-    /// too).
+    /// the demo's streams, echoes and an MPMC fan-in in quick runs, and in
+    /// smoke runs streams whose random lengths wrap a small ring (everything
+    /// after is verified too).
     fn plan(mode: Mode) -> Vec<Check> {
         let ring = RingGeometry::for_message;
         let small = |capacity| RingGeometry {
@@ -203,6 +211,11 @@ impl Check {
                     size: 1024,
                     batches: 100,
                     batch: 100,
+                },
+                Check::FanIn {
+                    size: 1024,
+                    fan: (2, 2),
+                    count: 200_000,
                 },
             ],
             Mode::Smoke => vec![
@@ -412,6 +425,24 @@ fn run_checks(checks: &[Check], log: &mut impl FnMut(&str)) -> Result<Vec<Verifi
                     what: format!("{} ping-pong echoes", format_size(size)),
                     messages: cfg.total(),
                     throughput: None,
+                }
+            }
+            Check::FanIn { size, fan, count } => {
+                let mut cfg = Stream::new(size, count).fan(fan.0, fan.1);
+                cfg.verify = true;
+                log(&format!(
+                    "verifying {count} messages from {} to {} processes through an MPMC queue",
+                    fan.0, fan.1
+                ));
+                VerifiedRun {
+                    what: format!(
+                        "{} messages, MPMC queue {}P{}C",
+                        format_size(size),
+                        fan.0,
+                        fan.1
+                    ),
+                    messages: count,
+                    throughput: Some(Transport::Mpmc.throughput(&cfg)?),
                 }
             }
         });

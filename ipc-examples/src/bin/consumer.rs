@@ -199,6 +199,14 @@ struct Idle {
 }
 
 impl Idle {
+    /// Messages flowing; give up after `timeout` of silence.
+    fn new(timeout: Duration) -> Idle {
+        Idle {
+            timeout,
+            since: None,
+        }
+    }
+
     /// The deadline of the next blocking receive, or why to stop waiting.
     fn deadline(&mut self, tally: &mut Tally, count: u64) -> Result<Instant, Box<dyn Error>> {
         let now = Instant::now();
@@ -331,10 +339,7 @@ fn receive_spsc(
     );
     let gen = config.size.gen(config.seed);
     let count = config.count;
-    let mut idle = Idle {
-        timeout: config.timeout,
-        since: None,
-    };
+    let mut idle = Idle::new(config.timeout);
     let mut bad: Option<(u64, PayloadError)> = None;
     while tally.count < count {
         if STOP.load(Ordering::Relaxed) {
@@ -408,10 +413,7 @@ fn receive_mpmc(
         consumer.max_message()
     );
     let count = config.count;
-    let mut idle = Idle {
-        timeout: config.timeout,
-        since: None,
-    };
+    let mut idle = Idle::new(config.timeout);
     let mut buf = vec![0u8; consumer.max_message()];
     // Per producer, the lowest sequence number it may send next.
     let mut next: HashMap<u64, u64> = HashMap::new();
