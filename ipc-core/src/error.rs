@@ -75,6 +75,14 @@ pub enum Error {
         /// What the region's header says.
         found: Box<Layout>,
     },
+    /// The region carries messages of another type (or another codec) than
+    /// the one asked for.
+    TypeMismatch {
+        /// What this side asked for.
+        expected: String,
+        /// What the region's header says its messages are.
+        found: String,
+    },
     /// The header's layout is self-contradictory or out of range.
     InvalidLayout {
         /// Which rule the layout breaks.
@@ -220,6 +228,10 @@ impl fmt::Display for Error {
                 write!(f, "layout mismatch: expected {expected}, region has {found}")
             }
             Error::InvalidLayout { reason } => write!(f, "invalid region layout: {reason}"),
+            Error::TypeMismatch { expected, found } => write!(
+                f,
+                "message type mismatch: this side sends or receives {expected}, the region carries {found}"
+            ),
             Error::WrongKind { expected, found } => {
                 write!(f, "region holds {found:?}, not {expected:?}")
             }
