@@ -455,7 +455,12 @@ impl Report {
     }
 
     fn preamble(&self) -> String {
-        let mut s = format!("Machine: {}\n", self.machine);
+        let command = match self.mode {
+            Mode::Full => "cargo bench -p ipc-benches",
+            Mode::Quick => "cargo run --release -p ipc-examples --bin demo",
+            Mode::Smoke => "cargo test -p ipc-benches --benches",
+        };
+        let mut s = format!("Command: `{command}`\nMachine: {}\n", self.machine);
         let _ = match self.cores {
             Some((p, c)) => writeln!(
                 s,
