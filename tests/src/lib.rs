@@ -8,10 +8,18 @@
 //! - [`spawn`]: the same for a spawned program, collecting its output;
 //! - [`name`]: unique shm names, removed when their test ends;
 //! - [`wait`]: waits for a peer that give up after a limit or when the peer
-//!   dies, on top of the library's backoff.
+//!   dies, on top of the library's backoff;
+//! - [`rings`]: both ring kinds behind one interface, for scenarios written
+//!   once;
+//! - [`probe`]: what `/proc` says of a process or thread (asleep in a futex,
+//!   stopped, CPU time used);
+//! - [`watchdog`]: a limit on a whole test, past which the process aborts.
 
 pub mod fork;
 pub mod name;
 pub mod payload;
+pub mod probe;
+pub mod rings;
 pub mod spawn;
 pub mod wait;
+pub mod watchdog;
