@@ -249,3 +249,39 @@ impl Drop for SpawnedChild {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn lines_are_read_as_they_come_and_finish_collects_the_rest() {
+        let mut child = SpawnedChild::run("sh", &["-c", "echo first; echo second; echo third"]);
+        assert_eq!(child.read_line(LIMIT), "first");
+        assert_eq!(child.read_line(LIMIT), "second");
+        let done = child.finish(LIMIT);
+        done.assert_success();
+        assert_eq!(done.stdout, "third\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "no line within")]
+    fn a_program_that_says_nothing_fails_the_read_at_the_limit() {
+        let mut child = SpawnedChild::run("sleep", &["30"]);
+        child.read_line(Duration::from_millis(50));
+    }
+
+    #[test]
+    #[should_panic(expected = "failed (exit status: 3)")]
+    fn the_first_failure_among_many_fails_at_once() {
+        let children = vec![
+            SpawnedChild::run("sleep", &["30"]),
+            SpawnedChild::run("sh", &["-c", "exit 3"]),
+        ];
+        // Were the sleeper awaited first, this would fail only at the limit,
+        // with another message.
+        finish_all(children, Duration::from_secs(20));
+    }
+}
