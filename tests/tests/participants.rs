@@ -3,9 +3,7 @@
 //! `ipc_core::participants`), whatever pid its entry names, whether it is
 //! stopped, and whichever pid namespace it lives in.
 
-use std::os::unix::process::CommandExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -336,33 +334,16 @@ fn a_participant_in_another_pid_namespace_is_judged_by_its_lock() {
     let name = ShmName::new("pidns");
     let region = shm_queue(&name);
     let mut consumer = Consumer::attach(region.clone()).unwrap();
-    let mut command = Command::new(PEER);
-    command.args(["in-new-pid-namespace", "attach", &name, "producer"]);
-    // The wrapper dies with this test's thread, and its inner process with it.
-    // SAFETY: prctl with constant arguments between fork and exec: no
-    // allocation, no locks.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        })
-    };
-    let mut wrapper = SpawnedChild::spawn(command);
+    // The wrapper, like every mpmc-peer, dies with this test's thread, and
+    // its inner process with it.
+    let mut wrapper = peer(&["in-new-pid-namespace", "attach", &name, "producer"]);
     let (mut inner, mut recorded) = (None, None);
     while inner.is_none() || recorded.is_none() {
-        if !wrapper.is_running() {
-            let done = wrapper.finish(STALL);
-            if done.status.code() == Some(77) {
-                eprintln!("skipped: no pid namespace here: {}", done.stderr.trim());
-                return;
-            }
-            panic!("{done:?}");
-        }
         let line = wrapper.read_line(STALL);
-        if line.starts_with("inner-pid ") {
+        if let Some(why) = line.strip_prefix("no-pid-namespace ") {
+            eprintln!("skipped: no pid namespace here: {why}");
+            return;
+        } else if line.starts_with("inner-pid ") {
             inner = Some(number_after(&line, "inner-pid ") as i32);
         } else {
             recorded = Some(number_after(&line, "attached ") as u32);

@@ -18,7 +18,7 @@
 //!                                          `holding PRODUCER SEQ`
 //! mpmc-peer in-new-pid-namespace ARGS...   run `mpmc-peer ARGS...` as pid 1 of a new
 //!                                          pid namespace; print `inner-pid PID` (its pid
-//!                                          here) first
+//!                                          here) first, or `no-pid-namespace WHY`
 //! ```
 //! Exit codes: 0 success, 1 failure (printed), 2 bad arguments, 77 no
 //! permission to make a pid namespace. Every peer dies with the thread that
@@ -254,7 +254,8 @@ fn in_new_pid_namespace(args: &[&str]) -> ExitCode {
     // SAFETY: unshare has no memory-safety preconditions; CLONE_NEWPID only
     // changes the namespace of the children made from now on.
     if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
-        eprintln!("unshare(CLONE_NEWPID): {}", std::io::Error::last_os_error());
+        let why = std::io::Error::last_os_error();
+        say(&format!("no-pid-namespace unshare(CLONE_NEWPID): {why}"));
         return ExitCode::from(NO_PERMISSION);
     }
     let exe = match std::env::current_exe() {
