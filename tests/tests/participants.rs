@@ -359,6 +359,10 @@ fn a_participant_in_another_pid_namespace_is_judged_by_its_lock() {
     assert_eq!(entry.role, Some(Role::Producer));
     assert_ne!(entry.pid_namespace, my_pid_namespace());
     assert_ne!(entry.pid_namespace, 0);
+    // Its own start time, not that of this namespace's pid 1 (which it
+    // would read from `/proc/1/stat` through the outer `/proc` mount).
+    assert_eq!(entry.start_time, start_time_of(inner.as_raw()));
+    assert_ne!(entry.start_time, start_time_of(1));
     // Pid 1 here is a live process too, but not this one: a pid-based check
     // would keep the entry alive after the peer dies.
     assert_ne!(inner.as_raw(), 1);
@@ -373,4 +377,11 @@ fn a_participant_in_another_pid_namespace_is_judged_by_its_lock() {
     assert_eq!(entry_of(&region, 1), None, "reaped");
     let status = wrapper.wait_ended(STALL);
     assert!(matches!(status, WaitStatus::Exited(_, 137)), "{status:?}");
+}
+
+/// Field 22 of `/proc/PID/stat` (counted after the command's last `)`).
+fn start_time_of(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields = &stat[stat.rfind(')').unwrap() + 2..];
+    fields.split(' ').nth(19).unwrap().parse().unwrap()
 }
