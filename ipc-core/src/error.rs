@@ -51,6 +51,12 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// The name no longer names the object it is supposed to: another
+    /// process removed it, or replaced it with another object.
+    Replaced {
+        /// The name.
+        name: String,
+    },
     /// Create-exclusive found an object of that name already.
     AlreadyExists {
         /// The name or path.
@@ -74,6 +80,14 @@ pub enum Error {
         expected: Box<Layout>,
         /// What the region's header says.
         found: Box<Layout>,
+    },
+    /// The region carries messages of another type (or another codec) than
+    /// the one asked for.
+    TypeMismatch {
+        /// What this side asked for.
+        expected: String,
+        /// What the region's header says its messages are.
+        found: String,
     },
     /// The header's layout is self-contradictory or out of range.
     InvalidLayout {
@@ -206,6 +220,10 @@ impl fmt::Display for Error {
                 f,
                 "{name:?} kept being created and removed by others; gave up opening or creating it"
             ),
+            Error::Replaced { name } => write!(
+                f,
+                "{name:?} now names another object than the one mapped (removed or replaced by another process)"
+            ),
             Error::AlreadyExists { name } => write!(f, "shared region {name:?} already exists"),
             Error::NotOurs { found_magic } => write!(
                 f,
@@ -220,6 +238,10 @@ impl fmt::Display for Error {
                 write!(f, "layout mismatch: expected {expected}, region has {found}")
             }
             Error::InvalidLayout { reason } => write!(f, "invalid region layout: {reason}"),
+            Error::TypeMismatch { expected, found } => write!(
+                f,
+                "message type mismatch: this side sends or receives {expected}, the region carries {found}"
+            ),
             Error::WrongKind { expected, found } => {
                 write!(f, "region holds {found:?}, not {expected:?}")
             }

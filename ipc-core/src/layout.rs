@@ -20,11 +20,13 @@
 //!     40     8  data_offset    where the kind's area starts
 //!     48     8  data_size      bytes of that area
 //!     56     8  capacity       ring capacity in bytes (0 for raw)
-//!     64     8  max_message      largest message in bytes (0 for raw)
-//!     72     8  type_tag       the user's message-type tag
+//!     64     8  max_message    largest message in bytes (0 for raw)
+//!     72     8  type_tag       the message type's tag (0: any)
 //!     80     8  participants_offset  where the participant table starts
 //!     88     8  participants   slots in that table (0: none)
-//!     96   160  reserved       0
+//!     96    96  type_name      the message type, described for people:
+//!                              UTF-8, NUL-padded (see `MessageType`)
+//!    192    64  reserved       0
 //! ```
 //!
 //! After the header comes the participant table (see
@@ -70,8 +72,14 @@ pub(crate) struct Header {
     pub(crate) type_tag: AtomicU64,
     pub(crate) participants_offset: AtomicU64,
     pub(crate) participants: AtomicU64,
-    pub(crate) reserved_tail: [AtomicU64; 20],
+    pub(crate) type_name: [AtomicU64; TYPE_NAME_WORDS],
+    pub(crate) reserved_tail: [AtomicU64; 8],
 }
+
+/// Words of the header's `type_name` field.
+const TYPE_NAME_WORDS: usize = 12;
+/// Longest type description the header keeps, in bytes.
+pub const MAX_TYPE_NAME: usize = TYPE_NAME_WORDS * 8;
 
 const _: () = {
     assert!(core::mem::size_of::<Header>() as u64 == HEADER_SIZE);
@@ -80,6 +88,7 @@ const _: () = {
     assert!(core::mem::offset_of!(Header, total_size) == 32);
     assert!(core::mem::offset_of!(Header, type_tag) == 72);
     assert!(core::mem::offset_of!(Header, participants) == 88);
+    assert!(core::mem::offset_of!(Header, type_name) == 96);
 };
 
 /// What a region holds after its header.
@@ -252,11 +261,51 @@ impl fmt::Display for Layout {
 /// Both sides of a channel built from the same source get the same tag; it is
 /// a cheap guard against mixing message types, not a schema check.
 pub fn type_tag_of<T: ?Sized>() -> u64 {
-    std::any::type_name::<T>()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+    fnv1a(std::any::type_name::<T>())
+}
+
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What a region's messages are: a description for people (kept in the
+/// header, at most [`MAX_TYPE_NAME`] bytes) and a tag derived from it, so
+/// that separately built processes check they agree. Typed channels make
+/// one from the message type's name, size and alignment and the codec and
+/// its version (see [`crate::channel`]).
+///
+/// ```
+/// use ipc_core::layout::MessageType;
+///
+/// let a = MessageType::new("app::Order (bincode 2.0.1, serde)");
+/// assert_eq!(a, MessageType::new("app::Order (bincode 2.0.1, serde)"));
+/// assert_ne!(a.tag, MessageType::new("app::Quote (bincode 2.0.1, serde)").tag);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MessageType {
+    /// FNV-1a of the description: never 0 (0 means "any type").
+    pub tag: u64,
+    /// The description.
+    pub name: String,
+}
+
+impl MessageType {
+    /// The message type described by `name`.
+    pub fn new(name: impl Into<String>) -> MessageType {
+        let name = name.into();
+        MessageType {
+            tag: fnv1a(&name).max(1),
+            name,
+        }
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (tag {:#018x})", self.name, self.tag)
+    }
 }
 
 /// A published header's fields, before validation against the mapping.
@@ -264,6 +313,8 @@ pub(crate) struct Published {
     pub(crate) layout: Layout,
     pub(crate) creator_pid: u32,
     pub(crate) flags: u32,
+    /// The `type_name` field, as far as it is valid UTF-8.
+    pub(crate) type_name: String,
 }
 
 /// What an opener found before the header was published.
@@ -276,7 +327,7 @@ pub(crate) enum Probe {
 
 impl Header {
     /// Writes every field but `init`. The caller then calls [`Header::publish`].
-    pub(crate) fn write(&self, layout: &Layout, creator_pid: u32, flags: u32) {
+    pub(crate) fn write(&self, layout: &Layout, creator_pid: u32, flags: u32, type_name: &str) {
         // Relaxed throughout: nobody may read these before `publish`'s
         // Release store, and the Acquire load in `probe` orders them.
         self.magic.store(MAGIC, Ordering::Relaxed);
@@ -298,6 +349,18 @@ impl Header {
             .store(HEADER_SIZE, Ordering::Relaxed);
         self.participants
             .store(layout.participants, Ordering::Relaxed);
+        let mut name = [0u8; MAX_TYPE_NAME];
+        let mut len = type_name.len().min(MAX_TYPE_NAME);
+        while !type_name.is_char_boundary(len) {
+            len -= 1;
+        }
+        name[..len].copy_from_slice(&type_name.as_bytes()[..len]);
+        for (word, chunk) in self.type_name.iter().zip(name.chunks_exact(8)) {
+            word.store(
+                u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Makes the header (and everything the creator wrote before) visible.
@@ -357,10 +420,16 @@ impl Header {
             type_tag: self.type_tag.load(Ordering::Relaxed),
             participants: self.participants.load(Ordering::Relaxed),
         };
+        let mut name = [0u8; MAX_TYPE_NAME];
+        for (chunk, word) in name.chunks_exact_mut(8).zip(&self.type_name) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        let end = name.iter().position(|&b| b == 0).unwrap_or(MAX_TYPE_NAME);
         Ok(Probe::Ready(Published {
             layout,
             creator_pid: self.creator_pid.load(Ordering::Relaxed),
             flags: self.flags.load(Ordering::Relaxed),
+            type_name: String::from_utf8_lossy(&name[..end]).into_owned(),
         }))
     }
 }

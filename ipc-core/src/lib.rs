@@ -13,7 +13,10 @@
 //!   byte messages, with zero-copy reserve/commit;
 //! - [`mpmc`]: a multi-producer multi-consumer queue of fixed-size slots,
 //!   across any number of processes, that recovers from participants that
-//!   die mid-operation.
+//!   die mid-operation;
+//! - [`channel`]: the one way in, for most uses: typed messages (any
+//!   `serde` type, or plain old data read in place) or raw bytes, over
+//!   either ring, made by a builder.
 //!
 //! ```
 //! use ipc_core::{spsc, RegionOptions};
@@ -30,6 +33,8 @@
 //! only the ring algorithms, the participant table and their `sync` shim
 //! are built, for the loom models.
 
+#[cfg(not(ipc_core_loom))]
+pub mod channel;
 #[cfg(not(ipc_core_loom))]
 mod error;
 #[cfg(not(ipc_core_loom))]

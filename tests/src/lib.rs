@@ -6,6 +6,8 @@
 //!   receiver verifies byte for byte;
 //! - [`fork`]: a forked child that is killed and reaped if its test fails;
 //! - [`spawn`]: the same for a spawned program, collecting its output;
+//! - [`tagged`]: messages tagged with their producer and sequence number,
+//!   and tallies that prove exactly-once delivery across consumers;
 //! - [`name`]: unique shm names, removed when their test ends;
 //! - [`wait`]: waits for a peer that give up after a limit or when the peer
 //!   dies, on top of the library's backoff;
@@ -21,5 +23,6 @@ pub mod payload;
 pub mod probe;
 pub mod rings;
 pub mod spawn;
+pub mod tagged;
 pub mod wait;
 pub mod watchdog;

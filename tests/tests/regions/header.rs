@@ -111,9 +111,9 @@ fn error_layout_mismatch() {
         }
         _ => panic!("{e:?}"),
     }
-    // Another message type.
+    // Another message type: the error names both.
     let e = err(RegionOptions::new().type_tag(0x9999).open_shm(&name));
-    assert!(matches!(e, Error::LayoutMismatch { .. }), "{e:?}");
+    assert!(matches!(e, Error::TypeMismatch { .. }), "{e:?}");
     assert_mentions(&e, &["0x9999", "0x1234"]);
     // Another kind.
     let spsc = ipc_core::spsc::layout(1024, 64).unwrap();

@@ -44,12 +44,17 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::layout::{Header, Kind, Layout, Probe, FLAG_PERSISTENT, HEADER_SIZE, MAGIC};
+use crate::layout::{
+    Header, Kind, Layout, MessageType, Probe, Published, FLAG_PERSISTENT, HEADER_SIZE, MAGIC,
+};
 use crate::participants::{Entry, Liveness, Members, Table};
 use crate::sigbus::{self, Guard};
 use crate::sync::{AtomicU64, Ordering, PoisonFlag, NEVER_POISONED};
 use crate::sys::{self, MapFlagsWanted, OpenHow};
 use crate::wait::Backoff;
+
+#[cfg(feature = "shared_memory")]
+mod shmem_crate;
 
 /// Longest POSIX shm name accepted, leading `/` included (Linux `NAME_MAX`).
 pub const MAX_SHM_NAME: usize = 255;
@@ -95,7 +100,7 @@ pub enum Backing {
 #[derive(Clone, Debug)]
 pub struct RegionOptions {
     layout: Option<Layout>,
-    type_tag: Option<u64>,
+    message_type: Option<MessageType>,
     mode: u32,
     populate: bool,
     lock: bool,
@@ -119,7 +124,7 @@ impl RegionOptions {
     pub fn new() -> Self {
         RegionOptions {
             layout: None,
-            type_tag: None,
+            message_type: None,
             mode: 0o600,
             populate: false,
             lock: false,
@@ -149,9 +154,21 @@ impl RegionOptions {
     }
 
     /// The message-type tag to record (when creating) or require (when
-    /// opening); see [`crate::type_tag_of`].
+    /// opening); see [`crate::type_tag_of`]. [`message_type`](Self::message_type)
+    /// also names the type, for errors and for people.
     pub fn type_tag(mut self, tag: u64) -> Self {
-        self.type_tag = Some(tag);
+        self.message_type = Some(MessageType {
+            tag,
+            name: format!("type tag {tag:#x}"),
+        });
+        self
+    }
+
+    /// The type of the region's messages: recorded in the header when
+    /// creating; when opening, a region of another type fails with
+    /// [`Error::TypeMismatch`], which names both.
+    pub fn message_type(mut self, message_type: MessageType) -> Self {
+        self.message_type = Some(message_type);
         self
     }
 
@@ -435,13 +452,24 @@ impl RegionOptions {
     }
 
     /// The layout to create: sizes checked, rounded up to whole pages.
+    /// How many bytes a region made with these options takes: its layout's
+    /// header, table and data, rounded up to whole pages (to size memory
+    /// made elsewhere, e.g. for [`create_in_shmem`](Self::create_in_shmem)).
+    ///
+    /// # Errors
+    /// As creating would: [`Error::InvalidSize`] without a size or layout,
+    /// or for one too large.
+    pub fn region_size(&self) -> Result<u64> {
+        Ok(self.creation_layout()?.total_size)
+    }
+
     fn creation_layout(&self) -> Result<Layout> {
         let mut layout = self.layout.ok_or(Error::InvalidSize {
             requested: 0,
             reason: "no size or layout given",
         })?;
-        if let Some(tag) = self.type_tag {
-            layout.type_tag = tag;
+        if let Some(message_type) = &self.message_type {
+            layout.type_tag = message_type.tag;
         }
         if layout.kind == Kind::Raw && layout.data_size == 0 {
             return Err(Error::InvalidSize {
@@ -476,15 +504,7 @@ impl RegionOptions {
     fn create_on_fd(&self, fd: OwnedFd, layout: Layout, backing: Backing) -> Result<Region> {
         // The mode the caller asked for, whatever the umask took away.
         sys::set_mode(fd.as_fd(), self.mode).map_err(|e| Error::os("fchmod", e))?;
-        sys::set_len(fd.as_fd(), layout.total_size).map_err(|e| match e {
-            Errno::EFBIG | Errno::ENOSPC => Error::ResourceLimit {
-                call: "ftruncate",
-                limit: "free space of the backing file system",
-                current: None,
-                source: io::Error::from_raw_os_error(e as i32),
-            },
-            e => Error::os("ftruncate", e),
-        })?;
+        set_size(fd.as_fd(), layout.total_size)?;
         // Allocate every page now: a mapping of an unallocated tmpfs page
         // that cannot be had later kills the process with SIGBUS.
         sys::allocate(fd.as_fd(), layout.total_size).map_err(allocation_error)?;
@@ -550,9 +570,21 @@ impl RegionOptions {
             .map_err(|e| self.map_error(e, false))?;
         // Provisional layout until the header is read; `Region` unmaps on error.
         let mut region = Region::new(ptr, provisional(size), backing, Some(fd), false, self)?;
-        let (layout, creator_pid) =
-            region.wait_for_header(self.init_timeout, started, &mut backoff)?;
+        let published = region.wait_for_header(self.init_timeout, started, &mut backoff)?;
+        let layout = published.layout;
         layout.validate(size)?;
+        if let Some(wanted) = &self.message_type {
+            if wanted.tag != 0 && layout.type_tag != wanted.tag {
+                return Err(Error::TypeMismatch {
+                    expected: wanted.name.clone(),
+                    found: if layout.type_tag == 0 {
+                        "no message type (raw bytes)".into()
+                    } else {
+                        published.type_name
+                    },
+                });
+            }
+        }
         if let Some(wanted) = self.wanted_layout(&layout) {
             if !layout.satisfies(&wanted) {
                 return Err(Error::LayoutMismatch {
@@ -562,7 +594,8 @@ impl RegionOptions {
             }
         }
         region.layout = layout;
-        region.creator_pid = creator_pid;
+        region.creator_pid = published.creator_pid;
+        region.type_name = published.type_name;
         region.apply_advice(self)?;
         Ok(region)
     }
@@ -584,13 +617,13 @@ impl RegionOptions {
     /// What an opener insists on, if anything: the layout it gave, or the
     /// region's own layout with the type tag it gave.
     fn wanted_layout(&self, found: &Layout) -> Option<Layout> {
-        let mut wanted = match (self.layout, self.type_tag) {
+        let mut wanted = match (self.layout, &self.message_type) {
             (None, None) => return None,
             (Some(layout), _) => layout,
             (None, Some(_)) => *found,
         };
-        if let Some(tag) = self.type_tag {
-            wanted.type_tag = tag;
+        if let Some(message_type) = &self.message_type {
+            wanted.type_tag = message_type.tag;
         }
         Some(wanted)
     }
@@ -679,6 +712,8 @@ pub struct Region {
     len: u64,
     layout: Layout,
     creator_pid: u32,
+    /// The header's description of the message type.
+    type_name: String,
     backing: Backing,
     fd: Option<OwnedFd>,
     owner_pid: Option<u32>,
@@ -713,6 +748,7 @@ impl Region {
             len: layout.total_size,
             layout,
             creator_pid: pid,
+            type_name: String::new(),
             backing,
             fd,
             owner_pid: owner.then_some(pid),
@@ -798,12 +834,16 @@ impl Region {
     }
 
     /// Writes and publishes the header of a fresh region.
-    fn initialise(self, options: &RegionOptions) -> Result<Region> {
+    fn initialise(mut self, options: &RegionOptions) -> Result<Region> {
         self.apply_advice(options)?;
         // The memory is fresh zeroes, which is every kind's initial state;
         // publishing the header makes it available to openers.
         let flags = if options.persist { FLAG_PERSISTENT } else { 0 };
-        self.header().write(&self.layout, self.creator_pid, flags);
+        if let Some(message_type) = &options.message_type {
+            self.type_name = message_type.name.clone();
+        }
+        self.header()
+            .write(&self.layout, self.creator_pid, flags, &self.type_name);
         self.header().publish();
         Ok(self)
     }
@@ -833,10 +873,10 @@ impl Region {
         timeout: Duration,
         started: Instant,
         backoff: &mut Backoff,
-    ) -> Result<(Layout, u32)> {
+    ) -> Result<Published> {
         loop {
             match self.header().probe()? {
-                Probe::Ready(published) => return Ok((published.layout, published.creator_pid)),
+                Probe::Ready(published) => return Ok(published),
                 Probe::Pending if started.elapsed() >= timeout => {
                     return Err(Error::InitTimeout {
                         waited: started.elapsed(),
@@ -867,6 +907,15 @@ impl Region {
     /// The memory behind the region.
     pub fn backing(&self) -> &Backing {
         &self.backing
+    }
+
+    /// The type of the region's messages, as its header records it (tag 0
+    /// and an empty name for an untyped region).
+    pub fn message_type(&self) -> MessageType {
+        MessageType {
+            tag: self.layout.type_tag,
+            name: self.type_name.clone(),
+        }
     }
 
     /// Pid of the process that created the region (as recorded in its header).
@@ -1239,6 +1288,19 @@ fn not_regular(name: &str) -> Error {
 }
 
 /// A failed `posix_fallocate` of a new object's pages.
+/// Sizes a fresh object or file.
+fn set_size(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<()> {
+    sys::set_len(fd, size).map_err(|e| match e {
+        Errno::EFBIG | Errno::ENOSPC => Error::ResourceLimit {
+            call: "ftruncate",
+            limit: "free space of the backing file system",
+            current: None,
+            source: io::Error::from_raw_os_error(e as i32),
+        },
+        e => Error::os("ftruncate", e),
+    })
+}
+
 fn allocation_error(e: Errno) -> Error {
     match e {
         Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM => Error::ResourceLimit {

@@ -1,0 +1,640 @@
+//! Senders and receivers of typed channels, over either ring kind.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "pod")]
+use super::codec::Pod;
+use super::codec::{Bytes, Codec};
+#[cfg(feature = "serde")]
+use super::codec::{Serde, BINCODE};
+#[cfg(any(feature = "serde", feature = "pod"))]
+use super::errors::SendError;
+use super::errors::{RecvError, SendFailure};
+use crate::ring;
+use crate::wait::deadline_after;
+use crate::{mpmc, spsc};
+
+#[cfg(feature = "tokio")]
+mod asynchronous;
+
+/// How long a call may wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Block {
+    /// Not at all (`try_` calls).
+    Never,
+    /// Until a deadline.
+    Until(Instant),
+    /// As long as it takes.
+    Forever,
+}
+
+/// The producing handle underneath a sender.
+#[derive(Debug)]
+pub(crate) enum Tx {
+    Spsc(spsc::Producer),
+    Mpmc(mpmc::Producer),
+}
+
+/// The consuming handle underneath a receiver.
+#[derive(Debug)]
+pub(crate) enum Rx {
+    Spsc(spsc::Consumer),
+    Mpmc(mpmc::Consumer),
+}
+
+impl Tx {
+    fn grant(&mut self, len: usize, block: Block) -> Result<Grant<'_>, ring::SendError> {
+        Ok(Grant(match (self, block) {
+            (Tx::Spsc(p), Block::Never) => GrantOf::Spsc(p.try_reserve(len)?),
+            (Tx::Spsc(p), Block::Until(t)) => GrantOf::Spsc(p.reserve_deadline(len, t)?),
+            (Tx::Spsc(p), Block::Forever) => GrantOf::Spsc(p.reserve(len)?),
+            (Tx::Mpmc(p), Block::Never) => GrantOf::Mpmc(p.try_reserve(len)?),
+            (Tx::Mpmc(p), Block::Until(t)) => GrantOf::Mpmc(p.reserve_deadline(len, t)?),
+            (Tx::Mpmc(p), Block::Forever) => GrantOf::Mpmc(p.reserve(len)?),
+        }))
+    }
+
+    /// Copies `bytes` in, trusting nothing (atomic word copies).
+    fn send(&mut self, bytes: &[u8], block: Block) -> Result<(), ring::SendError> {
+        match (self, block) {
+            (Tx::Spsc(p), Block::Never) => p.try_send(bytes),
+            (Tx::Spsc(p), Block::Until(t)) => p.send_deadline(bytes, t),
+            (Tx::Spsc(p), Block::Forever) => p.send(bytes),
+            (Tx::Mpmc(p), Block::Never) => p.try_send(bytes),
+            (Tx::Mpmc(p), Block::Until(t)) => p.send_deadline(bytes, t),
+            (Tx::Mpmc(p), Block::Forever) => p.send(bytes),
+        }
+    }
+
+    fn max_message(&self) -> usize {
+        match self {
+            Tx::Spsc(p) => p.max_message(),
+            Tx::Mpmc(p) => p.max_message(),
+        }
+    }
+}
+
+impl Rx {
+    fn guard(&mut self, block: Block) -> Result<Guard<'_>, ring::RecvError> {
+        Ok(Guard(match (self, block) {
+            (Rx::Spsc(c), Block::Never) => GuardOf::Spsc(c.try_recv()?),
+            (Rx::Spsc(c), Block::Until(t)) => GuardOf::Spsc(c.recv_deadline(t)?),
+            (Rx::Spsc(c), Block::Forever) => GuardOf::Spsc(c.recv()?),
+            (Rx::Mpmc(c), Block::Never) => GuardOf::Mpmc(c.try_recv()?),
+            (Rx::Mpmc(c), Block::Until(t)) => GuardOf::Mpmc(c.recv_deadline(t)?),
+            (Rx::Mpmc(c), Block::Forever) => GuardOf::Mpmc(c.recv()?),
+        }))
+    }
+
+    /// Copies the next message into `buf`, trusting nothing.
+    fn copy(&mut self, buf: &mut [u8], block: Block) -> Result<usize, ring::RecvError> {
+        match (self, block) {
+            (Rx::Spsc(c), Block::Never) => c.try_recv_into(buf),
+            (Rx::Spsc(c), Block::Until(t)) => c.recv_into_deadline(buf, t),
+            (Rx::Spsc(c), Block::Forever) => c.recv_into(buf),
+            (Rx::Mpmc(c), Block::Never) => c.try_recv_into(buf),
+            (Rx::Mpmc(c), Block::Until(t)) => c.recv_into_deadline(buf, t),
+            (Rx::Mpmc(c), Block::Forever) => c.recv_into(buf),
+        }
+    }
+}
+
+/// Room for one message, written in place through `Deref<Target = [u8]>`;
+/// [`commit`](Grant::commit) sends it, dropping it sends nothing. Like the
+/// rings' grants, the view trusts the other side to follow the protocol.
+#[must_use = "dropping a grant sends nothing; call `commit`"]
+pub struct Grant<'a>(GrantOf<'a>);
+
+enum GrantOf<'a> {
+    Spsc(spsc::Grant<'a>),
+    Mpmc(mpmc::Grant<'a>),
+}
+
+impl Grant<'_> {
+    /// Sends the message.
+    ///
+    /// # Errors
+    /// [`SendFailure::Corrupted`] only, when an MPMC slot was taken from
+    /// this sender (see [`mpmc::Grant::commit`]).
+    pub fn commit(self) -> Result<(), SendFailure> {
+        match self.0 {
+            GrantOf::Spsc(grant) => {
+                grant.commit();
+                Ok(())
+            }
+            GrantOf::Mpmc(grant) => grant.commit().map_err(SendFailure::from),
+        }
+    }
+}
+
+impl Deref for Grant<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            GrantOf::Spsc(grant) => grant,
+            GrantOf::Mpmc(grant) => grant,
+        }
+    }
+}
+
+impl DerefMut for Grant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            GrantOf::Spsc(grant) => grant,
+            GrantOf::Mpmc(grant) => grant,
+        }
+    }
+}
+
+impl fmt::Debug for Grant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant").field("len", &self.len()).finish()
+    }
+}
+
+/// A message read in place, released when dropped. Like the rings' guards,
+/// the view trusts the other side to follow the protocol.
+#[must_use = "the message is released as soon as the guard is dropped"]
+pub struct Guard<'a>(GuardOf<'a>);
+
+enum GuardOf<'a> {
+    Spsc(spsc::ReadGuard<'a>),
+    Mpmc(mpmc::ReadGuard<'a>),
+}
+
+impl Deref for Guard<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            GuardOf::Spsc(guard) => guard,
+            GuardOf::Mpmc(guard) => guard,
+        }
+    }
+}
+
+impl fmt::Debug for Guard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard").field("len", &self.len()).finish()
+    }
+}
+
+/// The sending end of a channel of `T` carried by codec `C`: `send`
+/// (waiting for room as the channel's wait strategy says), `send_timeout`,
+/// `send_deadline` and `try_send`. A value that is not sent is handed back
+/// in the [`SendError`].
+pub struct Sender<T: ?Sized, C> {
+    tx: Tx,
+    _message: PhantomData<fn(&T) -> C>,
+}
+
+/// The receiving end of a channel of `T` carried by codec `C`: `recv`,
+/// `recv_timeout`, `recv_deadline` and `try_recv`.
+pub struct Receiver<T: ?Sized, C> {
+    rx: Rx,
+    /// A private copy of the message being decoded (serde channels only;
+    /// allocated once, at the channel's largest message).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    scratch: Vec<u8>,
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    max_message: u64,
+    _message: PhantomData<fn(&T) -> C>,
+}
+
+impl<T: ?Sized, C> fmt::Debug for Sender<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("ring", &self.tx).finish()
+    }
+}
+
+impl<T: ?Sized, C> fmt::Debug for Receiver<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").field("ring", &self.rx).finish()
+    }
+}
+
+impl<T: ?Sized, C: Codec<T>> Sender<T, C> {
+    pub(crate) fn new(tx: Tx) -> Self {
+        Sender {
+            tx,
+            _message: PhantomData,
+        }
+    }
+
+    /// The largest message this channel carries, in bytes (encoded).
+    pub fn max_message(&self) -> usize {
+        self.tx.max_message()
+    }
+}
+
+impl<T: ?Sized, C: Codec<T>> Receiver<T, C> {
+    pub(crate) fn new(rx: Rx, max_message: u64) -> Self {
+        Receiver {
+            rx,
+            scratch: Vec::new(),
+            max_message,
+            _message: PhantomData,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw bytes
+
+impl Sender<[u8], Bytes> {
+    /// Copies `msg` in and sends it, waiting for room.
+    ///
+    /// # Errors
+    /// [`SendFailure::Disconnected`], [`SendFailure::TooLarge`],
+    /// [`SendFailure::Corrupted`].
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendFailure> {
+        Ok(self.tx.send(msg, Block::Forever)?)
+    }
+
+    /// [`send`](Self::send), or [`SendFailure::Timeout`] after `timeout`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendFailure> {
+        self.send_deadline(msg, deadline_after(timeout))
+    }
+
+    /// [`send`](Self::send), or [`SendFailure::Timeout`] at `deadline`.
+    pub fn send_deadline(&mut self, msg: &[u8], deadline: Instant) -> Result<(), SendFailure> {
+        Ok(self.tx.send(msg, Block::Until(deadline))?)
+    }
+
+    /// [`send`](Self::send) without waiting: [`SendFailure::Full`].
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendFailure> {
+        Ok(self.tx.send(msg, Block::Never)?)
+    }
+
+    /// Room for a `len`-byte message to write in place, waiting for it.
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendFailure> {
+        Ok(self.tx.grant(len, Block::Forever)?)
+    }
+
+    /// [`reserve`](Self::reserve) without waiting.
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendFailure> {
+        Ok(self.tx.grant(len, Block::Never)?)
+    }
+}
+
+impl Receiver<[u8], Bytes> {
+    /// The next message, read in place, waiting for it.
+    ///
+    /// # Errors
+    /// [`RecvError::Disconnected`], [`RecvError::Corrupted`].
+    pub fn recv(&mut self) -> Result<Guard<'_>, RecvError> {
+        Ok(self.rx.guard(Block::Forever)?)
+    }
+
+    /// [`recv`](Self::recv), or [`RecvError::Timeout`] after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Guard<'_>, RecvError> {
+        self.recv_deadline(deadline_after(timeout))
+    }
+
+    /// [`recv`](Self::recv), or [`RecvError::Timeout`] at `deadline`.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Guard<'_>, RecvError> {
+        Ok(self.rx.guard(Block::Until(deadline))?)
+    }
+
+    /// [`recv`](Self::recv) without waiting: [`RecvError::Empty`].
+    pub fn try_recv(&mut self) -> Result<Guard<'_>, RecvError> {
+        Ok(self.rx.guard(Block::Never)?)
+    }
+
+    /// Copies the next message into `buf`, waiting for it; trusts nothing.
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        Ok(self.rx.copy(buf, Block::Forever)?)
+    }
+
+    /// [`recv_into`](Self::recv_into) without waiting.
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        Ok(self.rx.copy(buf, Block::Never)?)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// serde, with bincode
+
+#[cfg(feature = "serde")]
+fn bincode_config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+#[cfg(feature = "serde")]
+impl<T> Sender<T, Serde>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    /// Encodes `value` straight into the ring and sends it, waiting for
+    /// room.
+    ///
+    /// # Errors
+    /// The value comes back with [`SendFailure::Disconnected`],
+    /// [`SendFailure::TooLarge`] (its encoding is longer than the channel's
+    /// largest message: nothing is sent), [`SendFailure::Encode`].
+    pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Forever)
+    }
+
+    /// [`send`](Self::send), or [`SendFailure::Timeout`] after `timeout`.
+    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Until(deadline_after(timeout)))
+    }
+
+    /// [`send`](Self::send), or [`SendFailure::Timeout`] at `deadline`.
+    pub fn send_deadline(&mut self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Until(deadline))
+    }
+
+    /// [`send`](Self::send) without waiting: [`SendFailure::Full`].
+    pub fn try_send(&mut self, value: T) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Never)
+    }
+
+    /// Two passes and no buffer: the encoded size first, then the encoding
+    /// itself into exactly that much reserved ring space.
+    fn send_with(&mut self, value: T, block: Block) -> Result<(), SendError<T>> {
+        let fail = |value, failure| Err(SendError { value, failure });
+        let mut size = bincode::enc::write::SizeWriter::default();
+        if let Err(e) = bincode::serde::encode_into_writer(&value, &mut size, bincode_config()) {
+            return fail(value, SendFailure::Encode(e.to_string()));
+        }
+        let len = size.bytes_written;
+        let mut grant = match self.tx.grant(len, block) {
+            Ok(grant) => grant,
+            Err(e) => return fail(value, e.into()),
+        };
+        match bincode::serde::encode_into_slice(&value, &mut grant, bincode_config()) {
+            Ok(written) if written == len => {}
+            Ok(written) => {
+                // Serialize was not deterministic (the two passes disagree);
+                // send nothing.
+                drop(grant);
+                return fail(
+                    value,
+                    SendFailure::Encode(format!("encoded {written} bytes after measuring {len}")),
+                );
+            }
+            Err(e) => {
+                drop(grant);
+                return fail(value, SendFailure::Encode(e.to_string()));
+            }
+        }
+        grant
+            .commit()
+            .map_err(|failure| SendError { value, failure })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<T> Receiver<T, Serde>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    /// The next message, decoded, waiting for it. It is copied out of the
+    /// ring before decoding, so nothing a peer does can change it midway.
+    ///
+    /// # Errors
+    /// [`RecvError::Disconnected`]; [`RecvError::Decode`] for bytes that
+    /// are not a `T` (the message is consumed; the channel goes on).
+    pub fn recv(&mut self) -> Result<T, RecvError> {
+        self.recv_with(Block::Forever)
+    }
+
+    /// [`recv`](Self::recv), or [`RecvError::Timeout`] after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
+        self.recv_with(Block::Until(deadline_after(timeout)))
+    }
+
+    /// [`recv`](Self::recv), or [`RecvError::Timeout`] at `deadline`.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvError> {
+        self.recv_with(Block::Until(deadline))
+    }
+
+    /// [`recv`](Self::recv) without waiting: [`RecvError::Empty`].
+    pub fn try_recv(&mut self) -> Result<T, RecvError> {
+        self.recv_with(Block::Never)
+    }
+
+    fn recv_with(&mut self, block: Block) -> Result<T, RecvError> {
+        if self.scratch.len() as u64 != self.max_message {
+            self.scratch = vec![0; self.max_message as usize];
+        }
+        let len = self.rx.copy(&mut self.scratch, block)?;
+        let bytes = &self.scratch[..len];
+        let decode_error = |reason: String| RecvError::Decode {
+            type_name: std::any::type_name::<T>(),
+            reason: format!("{reason} ({BINCODE})"),
+        };
+        match bincode::serde::decode_from_slice::<T, _>(bytes, bincode_config()) {
+            Ok((value, used)) if used == len => Ok(value),
+            Ok((_, used)) => Err(decode_error(format!(
+                "{} bytes left over after the value",
+                len - used
+            ))),
+            Err(e) => Err(decode_error(e.to_string())),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plain old data
+
+#[cfg(feature = "pod")]
+impl<T: bytemuck::Pod> Sender<T, Pod> {
+    /// Copies `value` in (its bytes, no encoding) and sends it, waiting for
+    /// room.
+    ///
+    /// # Errors
+    /// The value comes back with [`SendFailure::Disconnected`] or
+    /// [`SendFailure::Corrupted`].
+    pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Forever)
+    }
+
+    /// [`send`](Self::send), or [`SendFailure::Timeout`] after `timeout`.
+    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Until(deadline_after(timeout)))
+    }
+
+    /// [`send`](Self::send), or [`SendFailure::Timeout`] at `deadline`.
+    pub fn send_deadline(&mut self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Until(deadline))
+    }
+
+    /// [`send`](Self::send) without waiting: [`SendFailure::Full`].
+    pub fn try_send(&mut self, value: T) -> Result<(), SendError<T>> {
+        self.send_with(value, Block::Never)
+    }
+
+    fn send_with(&mut self, value: T, block: Block) -> Result<(), SendError<T>> {
+        self.tx
+            .send(bytemuck::bytes_of(&value), block)
+            .map_err(|e| SendError {
+                value,
+                failure: e.into(),
+            })
+    }
+
+    /// A `T` to fill in place, in the ring, waiting for room; sent by
+    /// [`PodGrant::commit`]. It starts as whatever bytes the slot held.
+    pub fn reserve(&mut self) -> Result<PodGrant<'_, T>, SendFailure> {
+        self.reserve_with(Block::Forever)
+    }
+
+    /// [`reserve`](Self::reserve) without waiting.
+    pub fn try_reserve(&mut self) -> Result<PodGrant<'_, T>, SendFailure> {
+        self.reserve_with(Block::Never)
+    }
+
+    fn reserve_with(&mut self, block: Block) -> Result<PodGrant<'_, T>, SendFailure> {
+        let grant = self.tx.grant(std::mem::size_of::<T>(), block)?;
+        Ok(PodGrant {
+            grant,
+            _value: PhantomData,
+        })
+    }
+}
+
+#[cfg(feature = "pod")]
+impl<T: bytemuck::Pod> Receiver<T, Pod> {
+    /// The next message, copied out (trusting nothing), waiting for it.
+    ///
+    /// # Errors
+    /// [`RecvError::Disconnected`]; [`RecvError::WrongSize`] for a message
+    /// that is not a whole `T` (consumed; the channel goes on).
+    pub fn recv(&mut self) -> Result<T, RecvError> {
+        self.recv_with(Block::Forever)
+    }
+
+    /// [`recv`](Self::recv), or [`RecvError::Timeout`] after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
+        self.recv_with(Block::Until(deadline_after(timeout)))
+    }
+
+    /// [`recv`](Self::recv), or [`RecvError::Timeout`] at `deadline`.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvError> {
+        self.recv_with(Block::Until(deadline))
+    }
+
+    /// [`recv`](Self::recv) without waiting: [`RecvError::Empty`].
+    pub fn try_recv(&mut self) -> Result<T, RecvError> {
+        self.recv_with(Block::Never)
+    }
+
+    fn recv_with(&mut self, block: Block) -> Result<T, RecvError> {
+        let mut value = T::zeroed();
+        let len = self.rx.copy(bytemuck::bytes_of_mut(&mut value), block)?;
+        check_size::<T>(len)?;
+        Ok(value)
+    }
+
+    /// The next message, read in place (no copy), waiting for it; its slot
+    /// is released when the guard drops.
+    pub fn recv_ref(&mut self) -> Result<PodGuard<'_, T>, RecvError> {
+        self.recv_ref_with(Block::Forever)
+    }
+
+    /// [`recv_ref`](Self::recv_ref) without waiting.
+    pub fn try_recv_ref(&mut self) -> Result<PodGuard<'_, T>, RecvError> {
+        self.recv_ref_with(Block::Never)
+    }
+
+    fn recv_ref_with(&mut self, block: Block) -> Result<PodGuard<'_, T>, RecvError> {
+        let guard = self.rx.guard(block)?;
+        check_size::<T>(guard.len())?;
+        Ok(PodGuard {
+            guard,
+            _value: PhantomData,
+        })
+    }
+}
+
+#[cfg(feature = "pod")]
+fn check_size<T>(len: usize) -> Result<(), RecvError> {
+    if len == std::mem::size_of::<T>() {
+        Ok(())
+    } else {
+        Err(RecvError::WrongSize {
+            expected: std::mem::size_of::<T>(),
+            found: len,
+        })
+    }
+}
+
+/// A plain-old-data value being written in place; see
+/// [`Sender::reserve`](Sender#method.reserve-1).
+#[cfg(feature = "pod")]
+#[must_use = "dropping a grant sends nothing; call `commit`"]
+pub struct PodGrant<'a, T> {
+    grant: Grant<'a>,
+    _value: PhantomData<&'a mut T>,
+}
+
+#[cfg(feature = "pod")]
+impl<T: bytemuck::Pod> PodGrant<'_, T> {
+    /// Sends the value.
+    ///
+    /// # Errors
+    /// As [`Grant::commit`].
+    pub fn commit(self) -> Result<(), SendFailure> {
+        self.grant.commit()
+    }
+}
+
+#[cfg(feature = "pod")]
+impl<T: bytemuck::Pod> Deref for PodGrant<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // The grant is `size_of::<T>()` bytes at an 8-aligned offset, and
+        // `T` is at most 8-aligned (checked at compile time by the codec):
+        // the cast cannot fail; every bit pattern is a valid `T`.
+        bytemuck::from_bytes(&self.grant)
+    }
+}
+
+#[cfg(feature = "pod")]
+impl<T: bytemuck::Pod> DerefMut for PodGrant<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // As in `deref`.
+        bytemuck::from_bytes_mut(&mut self.grant)
+    }
+}
+
+#[cfg(feature = "pod")]
+impl<T> fmt::Debug for PodGrant<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PodGrant").finish_non_exhaustive()
+    }
+}
+
+/// A plain-old-data value read in place; see
+/// [`Receiver::recv_ref`](Receiver#method.recv_ref).
+#[cfg(feature = "pod")]
+#[must_use = "the message is released as soon as the guard is dropped"]
+pub struct PodGuard<'a, T> {
+    guard: Guard<'a>,
+    _value: PhantomData<&'a T>,
+}
+
+#[cfg(feature = "pod")]
+impl<T: bytemuck::Pod> Deref for PodGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // As in `PodGrant::deref`: a whole `T` (checked), 8-aligned.
+        bytemuck::from_bytes(&self.guard)
+    }
+}
+
+#[cfg(feature = "pod")]
+impl<T> fmt::Debug for PodGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PodGuard").finish_non_exhaustive()
+    }
+}
