@@ -7,6 +7,8 @@
 //! - [`fork`]: a forked child that is killed and reaped if its test fails;
 //! - [`spawn`]: the same for a spawned program, collecting its output;
 //! - [`name`]: unique shm names, removed when their test ends;
+//! - [`typed`]: message types of the typed-channel tests (defined once, so
+//!   that the test and its peer name the same types) and a delivery tally;
 //! - [`wait`]: waits for a peer that give up after a limit or when the peer
 //!   dies, on top of the library's backoff.
 
@@ -14,4 +16,5 @@ pub mod fork;
 pub mod name;
 pub mod payload;
 pub mod spawn;
+pub mod typed;
 pub mod wait;
