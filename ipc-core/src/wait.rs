@@ -266,6 +266,49 @@ impl Signal {
     }
 }
 
+/// What a blocked call waits for: the signal it sleeps on, and whether
+/// its next attempt may succeed (a message or room appeared, or the
+/// membership changed). Only whether to look again: the attempt itself
+/// decides.
+pub(crate) trait Condition {
+    /// The signal whose notifications announce progress.
+    fn signal(&self) -> &Signal;
+
+    /// Whether to attempt again rather than sleep.
+    fn ready(&self) -> bool;
+}
+
+/// A [`Condition`] to sleep on away from the handle it came from: an async
+/// call's waiting, done on a blocking thread. It keeps the ring's memory
+/// mapped for as long as it lives.
+#[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+pub(crate) struct Sleeper {
+    condition: Box<dyn Condition + Send>,
+    _memory: std::sync::Arc<dyn Send + Sync>,
+}
+
+#[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+impl Sleeper {
+    /// `condition` of the ring in `memory` (the handle's owner, which keeps
+    /// the mapping alive).
+    pub(crate) fn new(
+        condition: impl Condition + Send + 'static,
+        memory: std::sync::Arc<dyn Send + Sync>,
+    ) -> Sleeper {
+        Sleeper {
+            condition: Box::new(condition),
+            _memory: memory,
+        }
+    }
+
+    /// Sleeps until a notification, or `timeout`, unless the condition
+    /// already holds once this sleeper is counted.
+    pub(crate) fn sleep(&self, timeout: Duration) {
+        let condition = &*self.condition;
+        condition.signal().sleep(|| condition.ready(), timeout);
+    }
+}
+
 /// The two halves of the asymmetric store-load barrier; see the module
 /// docs.
 pub(crate) mod barrier {
@@ -399,9 +442,11 @@ impl Wait {
     }
 
     /// Waits a little after an attempt that found the ring full or empty:
-    /// spins, or sleeps on `signal` until a notification (unless `ready()`
-    /// says the next attempt would succeed once this sleeper is counted).
-    pub(crate) fn pause(&mut self, signal: &Signal, ready: impl Fn() -> bool) -> Paused {
+    /// spins, or sleeps on the condition's signal until a notification
+    /// (unless the condition says the next attempt may succeed once this
+    /// sleeper is counted).
+    pub(crate) fn pause(&mut self, condition: &impl Condition) -> Paused {
+        let (signal, ready) = (condition.signal(), || condition.ready());
         self.rounds = self.rounds.saturating_add(1);
         let spinning = match self.strategy {
             WaitStrategy::BusyPoll => true,

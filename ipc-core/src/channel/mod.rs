@@ -65,6 +65,56 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The builder's other options: how handles wait, and the region's own
+//! options (permissions, prefaulting, locking in RAM, huge pages).
+//!
+//! ```
+//! use ipc_core::channel::Channel;
+//! use ipc_core::wait::WaitStrategy;
+//! use ipc_core::{HugePages, RegionOptions};
+//!
+//! let name = format!("/doc-options-{}", std::process::id());
+//! let endpoint = Channel::bytes()
+//!     .mpmc()
+//!     .capacity(4096)
+//!     .max_message(256)
+//!     .wait_strategy(WaitStrategy::BusyPoll) // lowest latency, one core each
+//!     .region_options(
+//!         RegionOptions::new()
+//!             .mode(0o600) // the default: this user only
+//!             .populate(true) // fault every page in now, not on first use
+//!             .lock(false) // `true`: mlock, never swapped (needs RLIMIT_MEMLOCK)
+//!             .huge_pages(HugePages::BestEffort),
+//!     )
+//!     .create(&name)?;
+//! assert_eq!(endpoint.region().layout().capacity, 4096);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Async
+//! With the `tokio` feature, every handle also has `send_async` and
+//! `recv_async` (and the in-place `recv_ref_async`, `recv_into_async`):
+//! they try at once and, when they must wait, wait on tokio's blocking pool
+//! (sleeping on the ring's futex), never on a runtime worker and never
+//! spinning. They work on any channel, named ones between unrelated
+//! processes included. Waiting costs a hand-off to a blocking thread and
+//! back; a call that need not wait costs what `try_send`/`try_recv` do.
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use ipc_core::channel::Channel;
+//!
+//! let endpoint = Channel::serde::<String>().anonymous()?;
+//! let (mut tx, mut rx) = (endpoint.sender()?, endpoint.receiver()?);
+//! let producer = tokio::spawn(async move { tx.send_async("hello".to_string()).await });
+//! assert_eq!(rx.recv_async().await?, "hello");
+//! producer.await??;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Type safety between separately built programs
 //! Each codec describes its messages: the type's name, size and alignment,
 //! and the codec with its version (e.g. `app::Order, 48 B, align 8, serde

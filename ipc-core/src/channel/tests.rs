@@ -355,3 +355,151 @@ fn opening_waits_for_the_creator_up_to_the_timeout() {
     let _created = Channel::serde::<Order>().mpmc().create(&name).unwrap();
     assert_eq!(opener.join().unwrap().unwrap(), RingKind::Mpmc);
 }
+
+#[cfg(feature = "tokio")]
+mod asynchronous {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// Runs `test` on a fresh runtime in a thread of its own, failing after
+    /// `limit` rather than hanging (a blocked runtime cannot time itself
+    /// out).
+    fn within<F>(limit: Duration, runtime: tokio::runtime::Runtime, test: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (done, finished) = mpsc::channel();
+        let runner = std::thread::spawn(move || {
+            runtime.block_on(test);
+            let _ = done.send(());
+        });
+        match finished.recv_timeout(limit) {
+            Ok(()) => runner.join().unwrap(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::panic::resume_unwind(runner.join().unwrap_err())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the async test hung"),
+        }
+    }
+
+    fn one_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_waiting_receive_leaves_the_only_runtime_thread_free() {
+        for builder in kinds() {
+            // One runtime thread runs both tasks: if the waiting receive
+            // held it, the sender's task could never run.
+            within(Duration::from_secs(60), one_thread(), async move {
+                let endpoint = builder.anonymous().unwrap();
+                let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+                let sender = tokio::spawn(async move {
+                    for id in 0..200 {
+                        if id % 50 == 0 {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        tx.send_async(order(id)).await.unwrap();
+                    }
+                });
+                for id in 0..200 {
+                    assert_eq!(rx.recv_async().await.unwrap(), order(id));
+                }
+                sender.await.unwrap();
+                assert_eq!(rx.recv_async().await, Err(RecvError::Disconnected));
+            });
+        }
+    }
+
+    #[test]
+    fn a_waiting_send_leaves_the_only_runtime_thread_free() {
+        for builder in kinds() {
+            within(Duration::from_secs(60), one_thread(), async move {
+                let endpoint = builder.capacity(2).anonymous().unwrap();
+                let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+                let receiver = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let mut got = Vec::new();
+                    while let Ok(value) = rx.recv_async().await {
+                        got.push(value.id);
+                    }
+                    got
+                });
+                // Far more than the channel holds: the sender waits for room.
+                for id in 0..100 {
+                    tx.send_async(order(id)).await.unwrap();
+                }
+                drop(tx);
+                assert_eq!(receiver.await.unwrap(), (0..100).collect::<Vec<_>>());
+            });
+        }
+    }
+
+    #[test]
+    fn a_cancelled_receive_loses_nothing() {
+        within(Duration::from_secs(60), one_thread(), async {
+            let endpoint = Channel::serde::<Order>().anonymous().unwrap();
+            let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+            let waited = tokio::time::timeout(Duration::from_millis(10), rx.recv_async()).await;
+            assert!(waited.is_err(), "nothing was sent");
+            tx.send(order(1)).unwrap();
+            assert_eq!(rx.recv_async().await.unwrap(), order(1));
+        });
+    }
+
+    #[test]
+    fn a_receiver_waiting_when_the_sender_drops_is_told() {
+        for builder in kinds() {
+            within(Duration::from_secs(60), one_thread(), async move {
+                let endpoint = builder.anonymous().unwrap();
+                let (tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+                let dropper = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    drop(tx);
+                });
+                assert_eq!(rx.recv_async().await, Err(RecvError::Disconnected));
+                dropper.await.unwrap();
+            });
+        }
+    }
+
+    #[test]
+    fn bytes_and_pod_handles_have_async_calls_too() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        within(Duration::from_secs(60), runtime, async {
+            let bytes = Channel::bytes().max_message(64).mpmc().anonymous().unwrap();
+            let (mut tx, mut rx) = (bytes.sender().unwrap(), bytes.receiver().unwrap());
+            let sender = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                tx.send_async(b"first").await.unwrap();
+                tx.send_async(b"second").await.unwrap();
+            });
+            assert_eq!(&*rx.recv_async().await.unwrap(), b"first");
+            let mut buf = [0; 64];
+            let len = rx.recv_into_async(&mut buf).await.unwrap();
+            assert_eq!(&buf[..len], b"second");
+            sender.await.unwrap();
+
+            let pod = Channel::pod::<Tick>().anonymous().unwrap();
+            let (mut tx, mut rx) = (pod.sender().unwrap(), pod.receiver().unwrap());
+            let tick = Tick {
+                price: 2.5,
+                volume: 9,
+                venue: 1,
+                flags: 0,
+            };
+            let sender = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                tx.send_async(tick).await.unwrap();
+                tx.send_async(tick).await.unwrap();
+            });
+            assert_eq!(*rx.recv_ref_async().await.unwrap(), tick);
+            assert_eq!(rx.recv_async().await.unwrap(), tick);
+            sender.await.unwrap();
+        });
+    }
+}

@@ -94,7 +94,7 @@ use crate::participants::{Identity, Member, Members, RegisterError, Role};
 pub use crate::ring::{Corruption, RecvError, SendError};
 use crate::ring::{Lifecycle, Line, Presence};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
-use crate::wait::{deadline_after, Paused, Signal, Wait, WaitStrategy};
+use crate::wait::{deadline_after, Condition, Paused, Signal, Wait, WaitStrategy};
 
 #[cfg(not(ipc_core_loom))]
 mod attach;
@@ -726,23 +726,32 @@ impl Producer {
                 Err(SendError::Full) => {}
                 other => return other,
             }
-            let ring = self.ring;
-            let control = ring.control();
-            let seen = self.consumers.seen();
-            // Relaxed: only whether to look again; `claim` acquires. The
-            // slot at the tail freed, or the membership changed.
-            let ready = || {
-                let tail = control.tail.0.load(Ordering::Relaxed);
-                let free = Stamp::decode(ring.stamp(tail).load(Ordering::Relaxed))
-                    .is_some_and(|s| s.state == State::Empty && s.lap == ring.lap(tail));
-                free || control.lifecycle.moved_from(seen)
-            };
-            match wait.pause(&control.space, ready) {
+            match wait.pause(&self.space_ready()) {
                 Paused::Again => {}
-                Paused::Tick => ring.reap_dead(Role::Consumer),
+                Paused::Tick => self.ring.reap_dead(Role::Consumer),
                 Paused::TimedOut => return Err(SendError::Timeout),
             }
         }
+    }
+
+    /// What a producer that found the queue full waits for.
+    fn space_ready(&self) -> SpaceReady {
+        SpaceReady {
+            ring: self.ring,
+            seen: self.consumers.seen(),
+        }
+    }
+
+    /// Sleeping for room away from this handle (an async send's waiting).
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn sleeper(&self) -> crate::wait::Sleeper {
+        crate::wait::Sleeper::new(self.space_ready(), self.owner.clone())
+    }
+
+    /// Reaps dead consumers: a waiting call's liveness tick.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn reap_dead_peers(&self) {
+        self.ring.reap_dead(Role::Consumer);
     }
 
     /// Claims the slot of the next position for writing.
@@ -1072,6 +1081,46 @@ impl Consumer {
         self.strategy = strategy;
     }
 
+    /// What a consumer that found the queue empty waits for.
+    fn data_ready(&self) -> DataReady {
+        DataReady {
+            ring: self.ring,
+            seen: self.producers.seen(),
+        }
+    }
+
+    /// Sleeping for a message away from this handle (an async receive's
+    /// waiting).
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn sleeper(&self) -> crate::wait::Sleeper {
+        crate::wait::Sleeper::new(self.data_ready(), self.owner.clone())
+    }
+
+    /// Reaps dead producers: a waiting call's liveness tick.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn reap_dead_peers(&self) {
+        self.ring.reap_dead(Role::Producer);
+    }
+
+    /// [`try_recv`](Self::try_recv) in two steps, for a caller that loops
+    /// on an empty queue and must hold no borrow meanwhile (an async
+    /// receive): the claimed slot, then its guard.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn try_claim(&mut self) -> Result<Claim, RecvError> {
+        let (position, len) = self.claim(usize::MAX)?;
+        Ok(Claim { position, len })
+    }
+
+    /// The guard of the slot [`try_claim`](Self::try_claim) just claimed.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn guard_of(&mut self, claim: Claim) -> ReadGuard<'_> {
+        ReadGuard {
+            consumer: self,
+            position: claim.position,
+            len: claim.len,
+        }
+    }
+
     /// Claims the slot at the head, waiting for a message (or the deadline,
     /// or the producers' leaving) as the strategy says.
     fn claim_until(
@@ -1085,24 +1134,9 @@ impl Consumer {
                 Err(RecvError::Empty) => {}
                 other => return other,
             }
-            let ring = self.ring;
-            let control = ring.control();
-            let seen = self.producers.seen();
-            // Relaxed: only whether to look again; `claim` acquires. The
-            // slot at the head has something to take (or the head moved on),
-            // or the membership changed. A slot still being written is
-            // waited for: its producer notifies when it publishes.
-            let ready = || {
-                let head = control.head.0.load(Ordering::Relaxed);
-                let takeable =
-                    Stamp::decode(ring.stamp(head).load(Ordering::Relaxed)).is_none_or(|s| {
-                        s.lap != ring.lap(head) || matches!(s.state, State::Full | State::Abandoned)
-                    });
-                takeable || control.lifecycle.moved_from(seen)
-            };
-            match wait.pause(&control.data, ready) {
+            match wait.pause(&self.data_ready()) {
                 Paused::Again => {}
-                Paused::Tick => ring.reap_dead(Role::Producer),
+                Paused::Tick => self.ring.reap_dead(Role::Producer),
                 Paused::TimedOut => return Err(RecvError::Timeout),
             }
         }
@@ -1312,6 +1346,62 @@ impl fmt::Debug for Consumer {
             .field("participant", &self.member.token.index())
             .finish_non_exhaustive()
     }
+}
+
+/// What a producer that found the queue full waits for: the slot at the
+/// tail freed, or a membership change.
+#[derive(Clone, Copy)]
+struct SpaceReady {
+    ring: Ring,
+    seen: u64,
+}
+
+impl Condition for SpaceReady {
+    fn signal(&self) -> &Signal {
+        &self.ring.control().space
+    }
+
+    fn ready(&self) -> bool {
+        let (ring, control) = (&self.ring, self.ring.control());
+        // Relaxed: only whether to look again; `claim` acquires.
+        let tail = control.tail.0.load(Ordering::Relaxed);
+        let free = Stamp::decode(ring.stamp(tail).load(Ordering::Relaxed))
+            .is_some_and(|s| s.state == State::Empty && s.lap == ring.lap(tail));
+        free || control.lifecycle.moved_from(self.seen)
+    }
+}
+
+/// What a consumer that found the queue empty waits for: the slot at the
+/// head has something to take (or the head moved on), or a membership
+/// change. A slot still being written is waited for: its producer notifies
+/// when it publishes.
+#[derive(Clone, Copy)]
+struct DataReady {
+    ring: Ring,
+    seen: u64,
+}
+
+impl Condition for DataReady {
+    fn signal(&self) -> &Signal {
+        &self.ring.control().data
+    }
+
+    fn ready(&self) -> bool {
+        let (ring, control) = (&self.ring, self.ring.control());
+        // Relaxed: only whether to look again; `claim` acquires.
+        let head = control.head.0.load(Ordering::Relaxed);
+        let takeable = Stamp::decode(ring.stamp(head).load(Ordering::Relaxed)).is_none_or(|s| {
+            s.lap != ring.lap(head) || matches!(s.state, State::Full | State::Abandoned)
+        });
+        takeable || control.lifecycle.moved_from(self.seen)
+    }
+}
+
+/// A slot [`Consumer::try_claim`] claimed, for [`Consumer::guard_of`].
+#[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+pub(crate) struct Claim {
+    position: u64,
+    len: usize,
 }
 
 /// A message read in place; its slot is freed when the guard drops. The

@@ -66,7 +66,7 @@ use crate::participants::{Identity, Member, Members, Reaping, RegisterError, Rol
 pub use crate::ring::{Corruption, RecvError, SendError};
 use crate::ring::{Lifecycle, Line, Presence};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
-use crate::wait::{deadline_after, Paused, Signal, Wait, WaitStrategy};
+use crate::wait::{deadline_after, Condition, Paused, Signal, Wait, WaitStrategy};
 
 #[cfg(not(ipc_core_loom))]
 mod attach;
@@ -644,19 +644,33 @@ impl Producer {
                 Err(SendError::Full) => {}
                 other => return other,
             }
-            let ring = self.ring;
-            let (head, seen) = (self.cached_head, self.consumers.seen());
-            let control = ring.control();
-            // Relaxed: only whether to look again; `reserve` acquires.
-            let ready = || {
-                control.head.0.load(Ordering::Relaxed) != head || control.lifecycle.moved_from(seen)
-            };
-            match wait.pause(&control.space, ready) {
+            match wait.pause(&self.space_ready()) {
                 Paused::Again => {}
-                Paused::Tick => ring.reap_dead(Role::Consumer),
+                Paused::Tick => self.ring.reap_dead(Role::Consumer),
                 Paused::TimedOut => return Err(SendError::Timeout),
             }
         }
+    }
+
+    /// What a producer that found the ring full waits for.
+    fn space_ready(&self) -> SpaceReady {
+        SpaceReady {
+            ring: self.ring,
+            head: self.cached_head,
+            seen: self.consumers.seen(),
+        }
+    }
+
+    /// Sleeping for room away from this handle (an async send's waiting).
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn sleeper(&self) -> crate::wait::Sleeper {
+        crate::wait::Sleeper::new(self.space_ready(), self._owner.clone())
+    }
+
+    /// Reaps a dead consumer: a waiting call's liveness tick.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn reap_dead_peers(&self) {
+        self.ring.reap_dead(Role::Consumer);
     }
 
     /// Starts a batch: its commits become visible together, with one
@@ -978,6 +992,51 @@ pub struct Consumer {
 // SAFETY: as for `Producer`.
 unsafe impl Send for Consumer {}
 
+/// What a consumer that found the ring empty waits for: a record at its
+/// head, or a membership change.
+#[derive(Clone, Copy)]
+struct DataReady {
+    ring: Ring,
+    head: u64,
+    seen: u64,
+}
+
+impl Condition for DataReady {
+    fn signal(&self) -> &Signal {
+        &self.ring.control().data
+    }
+
+    fn ready(&self) -> bool {
+        self.ring.has_record_at(self.head) || self.ring.control().lifecycle.moved_from(self.seen)
+    }
+}
+
+/// What a producer that found the ring full waits for: the consumer's head
+/// moved on from what it last read, or a membership change.
+#[derive(Clone, Copy)]
+struct SpaceReady {
+    ring: Ring,
+    head: u64,
+    seen: u64,
+}
+
+impl Condition for SpaceReady {
+    fn signal(&self) -> &Signal {
+        &self.ring.control().space
+    }
+
+    fn ready(&self) -> bool {
+        let control = self.ring.control();
+        // Relaxed: only whether to look again; `reserve` acquires.
+        control.head.0.load(Ordering::Relaxed) != self.head
+            || control.lifecycle.moved_from(self.seen)
+    }
+}
+
+/// A record [`Consumer::try_claim`] found, for [`Consumer::guard_of`].
+#[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+pub(crate) struct Claim(Record);
+
 /// A validated record: payload at `start`, `len` bytes, and the position
 /// after it (past any padding before it).
 #[derive(Clone, Copy)]
@@ -1104,15 +1163,50 @@ impl Consumer {
                 Err(RecvError::Empty) => {}
                 other => return other,
             }
-            let ring = self.ring;
-            let (head, seen) = (self.head, self.producers.seen());
-            let control = ring.control();
-            let ready = || ring.has_record_at(head) || control.lifecycle.moved_from(seen);
-            match wait.pause(&control.data, ready) {
+            match wait.pause(&self.data_ready()) {
                 Paused::Again => {}
-                Paused::Tick => ring.reap_dead(Role::Producer),
+                Paused::Tick => self.ring.reap_dead(Role::Producer),
                 Paused::TimedOut => return Err(RecvError::Timeout),
             }
+        }
+    }
+
+    /// What a consumer that found the ring empty waits for.
+    fn data_ready(&self) -> DataReady {
+        DataReady {
+            ring: self.ring,
+            head: self.head,
+            seen: self.producers.seen(),
+        }
+    }
+
+    /// Sleeping for a message away from this handle (an async receive's
+    /// waiting).
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn sleeper(&self) -> crate::wait::Sleeper {
+        crate::wait::Sleeper::new(self.data_ready(), self._owner.clone())
+    }
+
+    /// Reaps a dead producer: a waiting call's liveness tick.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn reap_dead_peers(&self) {
+        self.ring.reap_dead(Role::Producer);
+    }
+
+    /// [`try_recv`](Self::try_recv) in two steps, for a caller that loops
+    /// on an empty ring and must hold no borrow meanwhile (an async
+    /// receive): the next record, then its guard.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn try_claim(&mut self) -> Result<Claim, RecvError> {
+        self.next(self.head).map(Claim)
+    }
+
+    /// The guard of what [`try_claim`](Self::try_claim) just returned.
+    #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
+    pub(crate) fn guard_of(&mut self, claim: Claim) -> ReadGuard<'_> {
+        ReadGuard {
+            consumer: self,
+            record: claim.0,
         }
     }
 

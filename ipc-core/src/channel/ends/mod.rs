@@ -17,6 +17,9 @@ use crate::ring;
 use crate::wait::deadline_after;
 use crate::{mpmc, spsc};
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
+
 /// How long a call may wait.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Block {
