@@ -59,6 +59,15 @@ fn succeeded(peer: SpawnedChild) -> String {
     done.stdout
 }
 
+/// Fails the test with `what` and whatever the peer said on stderr
+/// (killing it first if it still runs).
+#[track_caller]
+fn fail_with(peer: SpawnedChild, what: String) -> ! {
+    let _ = kill(peer.pid(), Signal::SIGKILL);
+    let done = peer.finish(STALL);
+    panic!("{what}\n`{}` said: {}", done.command, done.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // A million serde records
 
@@ -72,7 +81,7 @@ fn a_million_records_arrive_intact_and_in_order_from_an_unrelated_process() {
         // A dead producer gives `Disconnected` here, a stalled one `Timeout`.
         let record = rx.recv_timeout(STALL);
         if record.as_ref() != Ok(&Record::new(0, seq)) {
-            panic!("record {seq}: got {record:?}");
+            fail_with(peer, format!("record {seq}: got {record:?}"));
         }
     }
     succeeded(peer);
@@ -388,7 +397,10 @@ fn a_receiver_drains_what_a_killed_sender_left_then_learns_it_is_gone() {
         let ready_end = Channel::serde::<u64>().create(&ready).unwrap();
         let mut ready_rx = ready_end.receiver().unwrap();
         let peer = start_peer(&["send-then-hang", &name, &ready, &COUNT.to_string()]);
-        assert_eq!(ready_rx.recv_timeout(STALL), Ok(COUNT), "mpmc {mpmc}");
+        let ready = ready_rx.recv_timeout(STALL);
+        if ready != Ok(COUNT) {
+            fail_with(peer, format!("mpmc {mpmc}: not ready: {ready:?}"));
+        }
 
         kill(peer.pid(), Signal::SIGKILL).unwrap();
         let status = peer.wait_ended(STALL);
