@@ -6,6 +6,8 @@
 //!   receiver verifies byte for byte;
 //! - [`fork`]: a forked child that is killed and reaped if its test fails;
 //! - [`spawn`]: the same for a spawned program, collecting its output;
+//! - [`tagged`]: messages tagged with their producer and sequence number,
+//!   and tallies that prove exactly-once delivery across consumers;
 //! - [`name`]: unique shm names, removed when their test ends;
 //! - [`typed`]: message types of the typed-channel tests (defined once, so
 //!   that the test and its peer name the same types) and a delivery tally;
@@ -16,5 +18,6 @@ pub mod fork;
 pub mod name;
 pub mod payload;
 pub mod spawn;
+pub mod tagged;
 pub mod typed;
 pub mod wait;
