@@ -1,4 +1,4 @@
-//! Messages for the typed-channel tests, and a tally of what arrived.
+//! Messages for the typed-channel tests.
 //!
 //! A typed channel checks at open that both sides name the same type, and
 //! the name is `std::any::type_name`, which includes the defining crate: so
@@ -9,21 +9,16 @@
 //! [`Sample::new`] for plain-old-data samples.
 //!
 //! ```
-//! use ipc_tests::typed::{Record, Tally};
+//! use ipc_tests::typed::{Record, Sample};
 //!
 //! let record = Record::new(1, 42);
+//! assert!(record.is_intact());
 //! assert_eq!(record, Record::new(record.producer, record.seq));
 //!
-//! // Two consumers' tallies merged: every message exactly once.
-//! let (mut even, mut odd) = (Tally::default(), Tally::default());
-//! for seq in 0..10 {
-//!     if seq % 2 == 0 { even.add(seq) } else { odd.add(seq) }
-//! }
-//! even.merge(&odd);
-//! assert_eq!(even, Tally::of_all(10));
+//! let mut sample = Sample::new(9, 7);
+//! sample.fill(2, 5); // in place, as into a reserved slot
+//! assert_eq!(sample, Sample::new(2, 5));
 //! ```
-
-use std::fmt;
 
 use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
@@ -139,87 +134,6 @@ impl Sample {
     }
 }
 
-/// What arrived of one producer's stream: enough to tell, once the tallies
-/// of every consumer are merged, whether each message `0..count` arrived
-/// exactly once. A loss, a duplicate or a stranger changes the count or the
-/// two hash sums (the chance that both sums still match is about 2^-64).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Messages counted.
-    pub count: u64,
-    /// Wrapping sum of a hash of each sequence number.
-    pub sum: u64,
-    /// Xor of another hash of each.
-    pub xor: u64,
-}
-
-impl Tally {
-    /// Counts message `seq`.
-    pub fn add(&mut self, seq: u64) {
-        let hash = mix(seq);
-        self.count += 1;
-        self.sum = self.sum.wrapping_add(hash);
-        self.xor ^= mix(hash);
-    }
-
-    /// Adds another consumer's tally of the same producer.
-    pub fn merge(&mut self, other: &Tally) {
-        self.count += other.count;
-        self.sum = self.sum.wrapping_add(other.sum);
-        self.xor ^= other.xor;
-    }
-
-    /// The tally of messages `0..count`, each once.
-    pub fn of_all(count: u64) -> Tally {
-        let mut tally = Tally::default();
-        (0..count).for_each(|seq| tally.add(seq));
-        tally
-    }
-
-    /// Reads back a line written by [`Tally::line`]: the producer and its
-    /// tally, or `None` for any other line.
-    pub fn parse_line(line: &str) -> Option<(u32, Tally)> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["producer", producer, "count", count, "sum", sum, "xor", xor] => Some((
-                producer.parse().ok()?,
-                Tally {
-                    count: count.parse().ok()?,
-                    sum: sum.parse().ok()?,
-                    xor: xor.parse().ok()?,
-                },
-            )),
-            _ => None,
-        }
-    }
-
-    /// A line reporting this as `producer`'s tally, for [`Tally::parse_line`].
-    pub fn line(&self, producer: u32) -> TallyLine<'_> {
-        TallyLine {
-            producer,
-            tally: self,
-        }
-    }
-}
-
-/// A [`Tally`] as a line of text; see [`Tally::line`].
-#[derive(Debug)]
-pub struct TallyLine<'a> {
-    producer: u32,
-    tally: &'a Tally,
-}
-
-impl fmt::Display for TallyLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Tally { count, sum, xor } = self.tally;
-        write!(
-            f,
-            "producer {} count {count} sum {sum} xor {xor}",
-            self.producer
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,24 +166,5 @@ mod tests {
         assert_eq!(sample, Sample::new(3, 17));
         assert_ne!(Sample::new(3, 17), Sample::new(4, 17));
         assert_eq!(std::mem::size_of::<Sample>(), 48);
-    }
-
-    #[test]
-    fn tallies_catch_a_loss_a_duplicate_and_a_swap() {
-        let all = Tally::of_all(100);
-        let tally_of = |seqs: &[u64]| {
-            let mut tally = Tally::default();
-            seqs.iter().for_each(|&seq| tally.add(seq));
-            tally
-        };
-        let mut lost: Vec<u64> = (0..100).collect();
-        lost.remove(40);
-        assert_ne!(tally_of(&lost), all);
-        let mut swapped = lost.clone();
-        swapped.push(41); // 40 lost, 41 twice: same count
-        assert_ne!(tally_of(&swapped), all);
-        let line = all.line(7).to_string();
-        assert_eq!(Tally::parse_line(&line), Some((7, all)));
-        assert_eq!(Tally::parse_line("received 5"), None);
     }
 }

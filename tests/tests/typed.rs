@@ -14,7 +14,8 @@ use ipc_core::channel::{Builder, Channel, Pod, RecvError, SendFailure, Serde};
 use ipc_tests::fork::ForkedChild;
 use ipc_tests::name::ShmName;
 use ipc_tests::spawn::{Finished, SpawnedChild};
-use ipc_tests::typed::{Record, Sample, Tally};
+use ipc_tests::tagged::{Stream, Tally};
+use ipc_tests::typed::{Record, Sample};
 use ipc_tests::wait::BoundedWait;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::WaitStatus;
@@ -107,21 +108,18 @@ fn a_million_records_over_mpmc_reach_exactly_one_of_two_consumer_processes() {
     }
     drop(keep_producing);
 
-    let mut merged = vec![Tally::default(); PRODUCERS as usize];
+    let mut merged = Tally::default();
     for consumer in consumers {
-        for line in succeeded(consumer).lines() {
-            let (producer, tally) =
-                Tally::parse_line(line).unwrap_or_else(|| panic!("consumer said {line:?}"));
-            merged
-                .get_mut(producer as usize)
-                .unwrap_or_else(|| panic!("records from an unknown producer: {line}"))
-                .merge(&tally);
-        }
+        let said = succeeded(consumer);
+        let tally = Tally::parse(said.trim()).unwrap_or_else(|e| panic!("a consumer: {e}"));
+        merged.merge(&tally);
     }
-    let expected = Tally::of_all(per_producer);
-    for (producer, tally) in merged.iter().enumerate() {
-        assert_eq!(*tally, expected, "producer {producer}'s records");
+    // Each record once, and each consumer got its share in order.
+    for producer in 0..PRODUCERS as usize {
+        let expected = Stream::of(producer, 0..per_producer);
+        assert_eq!(*merged.stream(producer), expected, "producer {producer}");
     }
+    assert_eq!(merged.total(), MILLION, "records from no producer");
 }
 
 #[test]
@@ -391,16 +389,15 @@ fn an_unrelated_process_answers_samples_in_place() {
 fn a_receiver_drains_what_a_killed_sender_left_then_learns_it_is_gone() {
     const COUNT: u64 = 20;
     for mpmc in [false, true] {
-        let (name, ready) = (ShmName::new("typed-killed"), ShmName::new("typed-ready"));
+        let name = ShmName::new("typed-killed");
         let endpoint = records(mpmc).create(&name).unwrap();
         let mut rx = endpoint.receiver().unwrap();
-        let ready_end = Channel::serde::<u64>().create(&ready).unwrap();
-        let mut ready_rx = ready_end.receiver().unwrap();
-        let peer = start_peer(&["send-then-hang", &name, &ready, &COUNT.to_string()]);
-        let ready = ready_rx.recv_timeout(STALL);
-        if ready != Ok(COUNT) {
-            fail_with(peer, format!("mpmc {mpmc}: not ready: {ready:?}"));
-        }
+        let mut peer = start_peer(&["send-then-hang", &name, &COUNT.to_string()]);
+        assert_eq!(
+            peer.read_line(STALL),
+            format!("sent {COUNT}"),
+            "mpmc {mpmc}"
+        );
 
         kill(peer.pid(), Signal::SIGKILL).unwrap();
         let status = peer.wait_ended(STALL);

@@ -3,13 +3,13 @@
 //!
 //! ```text
 //! typed-peer produce NAME PRODUCER COUNT     send records 0..COUNT of PRODUCER
-//! typed-peer consume NAME                    receive until disconnected; print a tally per producer
+//! typed-peer consume NAME                    receive until disconnected; print a tally line
 //! typed-peer fork spsc|mpmc PRODUCERS COUNT  anonymous channel, PRODUCERS forked children
 //!                                            sending COUNT records each; check all in order
 //! typed-peer open-as NAME AS                 open NAME as serde-record, serde-sample or
 //!                                            pod-sample; print the type mismatch, if any
 //! typed-peer report NAME                     receive until disconnected, a line per outcome
-//! typed-peer send-then-hang NAME READY COUNT send COUNT records, then COUNT on READY, and
+//! typed-peer send-then-hang NAME COUNT       send COUNT records, say `sent COUNT`, and
 //!                                            wait to be killed
 //! typed-peer pod-echo REQUESTS REPLIES       answer each sample, read in place, with one
 //!                                            written in place
@@ -21,14 +21,14 @@
 //! The peer is single-threaded, so its forked children may do anything
 //! (allocate, print), unlike children forked by the threaded test harness.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ipc_core::channel::{Channel, RecvError};
 use ipc_core::Error;
 use ipc_tests::fork::ForkedChild;
-use ipc_tests::typed::{Record, Sample, Tally};
+use ipc_tests::tagged::{Tag, Tally, MAX_PRODUCERS};
+use ipc_tests::typed::{Record, Sample};
 use nix::sys::wait::WaitStatus;
 
 /// Longest a peer waits without progress before giving up: shorter than
@@ -55,9 +55,7 @@ fn main() -> ExitCode {
         }
         ["open-as", name, as_type] => open_as(name, as_type),
         ["report", name] => report(name),
-        ["send-then-hang", name, ready, count] => {
-            parse(count).and_then(|c| send_then_hang(name, ready, c))
-        }
+        ["send-then-hang", name, count] => parse(count).and_then(|c| send_then_hang(name, c)),
         ["pod-echo", requests, replies] => pod_echo(requests, replies),
         _ => {
             eprintln!("usage: typed-peer produce|consume|fork|open-as|report|send-then-hang|pod-echo ... (see the source)");
@@ -100,37 +98,26 @@ fn send_records(
     Ok(())
 }
 
-/// Receives until every producer is gone; checks each record and that each
-/// producer's records come in order (a queue hands one consumer a
-/// producer's messages in the order they were sent, whoever else takes the
-/// ones in between).
+/// Receives until every producer is gone, checks each record, and prints
+/// a tally line: what came from each producer, and how many came out of
+/// that producer's order (a queue hands one consumer a producer's messages
+/// in the order they were sent, whoever takes the ones in between).
 fn consume(name: &str) -> Outcome {
     let mut rx = records().open(name)?.receiver()?;
-    let mut tallies: BTreeMap<u32, Tally> = BTreeMap::new();
-    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut tally = Tally::default();
     loop {
         let record = match rx.recv_timeout(STALL) {
             Ok(record) => record,
             Err(RecvError::Disconnected) => break,
-            Err(e) => return Err(format!("after {} records: {e}", tallies.len()).into()),
+            Err(e) => return Err(format!("after {} records: {e}", tally.total()).into()),
         };
-        let (producer, seq) = (record.producer, record.seq);
-        if !record.is_intact() {
+        let (producer, seq) = (record.producer as usize, record.seq);
+        if !record.is_intact() || producer >= MAX_PRODUCERS {
             return Err(format!("record {seq} of producer {producer} altered: {record:?}").into());
         }
-        if let Some(&before) = last.get(&producer) {
-            if seq <= before {
-                return Err(
-                    format!("producer {producer}'s record {seq} came after {before}").into(),
-                );
-            }
-        }
-        last.insert(producer, seq);
-        tallies.entry(producer).or_default().add(seq);
+        tally.count(Tag { producer, seq });
     }
-    for (producer, tally) in &tallies {
-        println!("{}", tally.line(*producer));
-    }
+    println!("{}", tally.to_line());
     Ok(0)
 }
 
@@ -260,15 +247,11 @@ fn report(name: &str) -> Outcome {
 
 /// Leaves `count` records in the channel for the test to receive after
 /// killing this process.
-fn send_then_hang(name: &str, ready: &str, count: u64) -> Outcome {
+fn send_then_hang(name: &str, count: u64) -> Outcome {
     let mut tx = records().open(name)?.sender()?;
-    let mut ready = Channel::serde::<u64>()
-        .open_timeout(STALL)
-        .open(ready)?
-        .sender()?;
     send_records(&mut tx, 3, count)?;
-    ready.send_timeout(count, STALL)?;
-    // Killed here; a test that forgets to kill leaves no process behind.
+    println!("sent {count}"); // stdout is line-buffered: the test reads it now
+                              // Killed here; a test that forgets to kill leaves no process behind.
     let started = Instant::now();
     while started.elapsed() < 2 * STALL {
         std::thread::sleep(Duration::from_millis(50));
