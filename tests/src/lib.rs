@@ -9,6 +9,8 @@
 //! - [`tagged`]: messages tagged with their producer and sequence number,
 //!   and tallies that prove exactly-once delivery across consumers;
 //! - [`name`]: unique shm names, removed when their test ends;
+//! - [`typed`]: message types of the typed-channel tests, defined once so
+//!   that the test and its peer name the same types;
 //! - [`wait`]: waits for a peer that give up after a limit or when the peer
 //!   dies, on top of the library's backoff;
 //! - [`rings`]: both ring kinds behind one interface, for scenarios written
@@ -24,5 +26,6 @@ pub mod probe;
 pub mod rings;
 pub mod spawn;
 pub mod tagged;
+pub mod typed;
 pub mod wait;
 pub mod watchdog;
