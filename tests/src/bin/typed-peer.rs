@@ -250,8 +250,9 @@ fn report(name: &str) -> Outcome {
 fn send_then_hang(name: &str, count: u64) -> Outcome {
     let mut tx = records().open(name)?.sender()?;
     send_records(&mut tx, 3, count)?;
-    println!("sent {count}"); // stdout is line-buffered: the test reads it now
-                              // Killed here; a test that forgets to kill leaves no process behind.
+    // stdout is line-buffered: the test reads this at once.
+    println!("sent {count}");
+    // Killed here; a test that forgets to kill leaves no process behind.
     let started = Instant::now();
     while started.elapsed() < 2 * STALL {
         std::thread::sleep(Duration::from_millis(50));
