@@ -51,6 +51,12 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// The name no longer names the object it is supposed to: another
+    /// process removed it, or replaced it with another object.
+    Replaced {
+        /// The name.
+        name: String,
+    },
     /// Create-exclusive found an object of that name already.
     AlreadyExists {
         /// The name or path.
@@ -213,6 +219,10 @@ impl fmt::Display for Error {
             Error::Contended { name } => write!(
                 f,
                 "{name:?} kept being created and removed by others; gave up opening or creating it"
+            ),
+            Error::Replaced { name } => write!(
+                f,
+                "{name:?} now names another object than the one mapped (removed or replaced by another process)"
             ),
             Error::AlreadyExists { name } => write!(f, "shared region {name:?} already exists"),
             Error::NotOurs { found_magic } => write!(

@@ -176,7 +176,7 @@ impl Identity {
         let pid = crate::sys::current_pid();
         Identity {
             pid,
-            start_time: crate::sys::proc_stat(pid).map_or(0, |stat| stat.start_time),
+            start_time: crate::sys::own_proc_stat().map_or(0, |stat| stat.start_time),
             pid_namespace: crate::sys::pid_namespace(),
         }
     }

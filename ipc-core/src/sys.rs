@@ -431,7 +431,7 @@ pub(crate) fn current_pid() -> u32 {
     nix::unistd::getpid().as_raw() as u32
 }
 
-/// What `/proc/PID/stat` says of a live or zombie process.
+/// What `/proc/PID/stat` says of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ProcStat {
     /// The state letter (`R`, `S`, `T`, `Z`, ...).
@@ -440,16 +440,15 @@ pub(crate) struct ProcStat {
     pub(crate) start_time: u64,
 }
 
-/// Reads `/proc/PID/stat` into a stack buffer: no allocation, so it is safe
-/// in a child forked from a multi-threaded parent. `None` when there is no
-/// such process, or it cannot be read (no `/proc`, or `hidepid`).
-pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return None;
-    }
-    let path = ProcPath::new(pid, "stat");
-    // SAFETY: `path` is a NUL-terminated string on our stack.
-    let raw = unsafe { libc::open(path.as_c_str().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+/// Reads this process's `/proc/self/stat` into a stack buffer: no
+/// allocation, so it is safe in a child forked from a multi-threaded parent.
+/// `/proc/self`, not `/proc/<getpid()>`: in a pid namespace whose `/proc` is
+/// the parent namespace's mount, our pid there names another process. `None`
+/// when it cannot be read (no `/proc`).
+pub(crate) fn own_proc_stat() -> Option<ProcStat> {
+    let path = c"/proc/self/stat";
+    // SAFETY: `path` is a NUL-terminated static string.
+    let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if raw < 0 {
         return None;
     }
@@ -468,17 +467,13 @@ pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     parse_proc_stat(&buf[..filled])
 }
 
-/// `/proc/<number>/<tail>` (or `/proc/self/fd/<number>`), built on the
-/// stack: no allocation, for code that may run in a forked child.
+/// `/proc/self/fd/<number>`, built on the stack: no allocation, for code
+/// that may run in a forked child.
 struct ProcPath {
     bytes: [u8; 48],
 }
 
 impl ProcPath {
-    fn new(number: u32, tail: &str) -> ProcPath {
-        Self::build(b"/proc/", number, tail.as_bytes())
-    }
-
     fn own_fd(fd: u32) -> ProcPath {
         Self::build(b"/proc/self/fd/", fd, b"")
     }
@@ -908,13 +903,11 @@ mod tests {
     }
 
     #[test]
-    fn this_process_reads_its_own_stat_and_a_missing_pid_has_none() {
-        let stat = proc_stat(current_pid()).expect("this machine has /proc");
+    fn this_process_reads_its_own_stat() {
+        let stat = own_proc_stat().expect("this machine has /proc");
         assert!(matches!(stat.state, b'R' | b'S'), "{}", stat.state as char);
         assert!(stat.start_time > 0);
-        assert_eq!(proc_stat(current_pid()), Some(stat));
-        assert_eq!(proc_stat(0), None);
-        assert_eq!(proc_stat(i32::MAX as u32), None);
+        assert_eq!(own_proc_stat().map(|s| s.start_time), Some(stat.start_time));
         assert_ne!(pid_namespace(), 0);
     }
 

@@ -481,7 +481,10 @@ impl Wait {
                 if let Some(deadline) = self.deadline {
                     until = until.min(deadline);
                 }
-                signal.sleep(ready, until.saturating_duration_since(now));
+                // A deadline already passed: no sleep, no syscall.
+                if until > now {
+                    signal.sleep(ready, until - now);
+                }
             }
             let now = std::time::Instant::now();
             if self.deadline.is_some_and(|deadline| now >= deadline) {

@@ -30,7 +30,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Across `fork`: make both ends before forking; each process keeps one.
+//! Across `fork`: make the endpoint before forking, then each process
+//! attaches its own end. A handle belongs to the process that attached it:
+//! one inherited across `fork` must not be used in the child (the child is
+//! not registered as its holder, so the others would see it leave when the
+//! parent's copy drops).
 //!
 //! ```
 //! # #[cfg(feature = "pod")] {
@@ -41,10 +45,23 @@
 //! struct Tick { price: f64, volume: u64 }
 //!
 //! let endpoint = Channel::pod::<Tick>().mpmc().capacity(256).anonymous()?;
-//! let (mut tx, mut rx) = (endpoint.sender()?, endpoint.receiver()?);
-//! // ... fork() here: the child keeps `tx`, the parent `rx` ...
-//! tx.send(Tick { price: 1.5, volume: 100 })?;
-//! assert_eq!(*rx.recv_ref()?, Tick { price: 1.5, volume: 100 }); // read in place
+//! // SAFETY: this program has a single thread, so the child may allocate.
+//! match unsafe { libc::fork() } {
+//!     -1 => return Err(std::io::Error::last_os_error().into()),
+//!     0 => {
+//!         let sent = endpoint.sender().map(|mut tx| tx.send(Tick { price: 1.5, volume: 100 }));
+//!         // SAFETY: leaves the child at once, running no destructor of the parent's.
+//!         unsafe { libc::_exit(if matches!(sent, Ok(Ok(()))) { 0 } else { 1 }) }
+//!     }
+//!     child => {
+//!         let mut rx = endpoint.receiver()?;
+//!         assert_eq!(*rx.recv_ref()?, Tick { price: 1.5, volume: 100 }); // read in place
+//!         let mut status = 0;
+//!         // SAFETY: waits for our own child; `status` is a valid out-pointer.
+//!         assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+//!         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+//!     }
+//! }
 //! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -396,8 +413,8 @@ impl<T: ?Sized, C: Codec<T>> Builder<T, C> {
     }
 
     /// Makes the channel in anonymous shared memory, for processes this one
-    /// forks: attach both ends first, then fork, and each process keeps its
-    /// own.
+    /// forks: make the endpoint, fork, then attach each end in the process
+    /// that uses it (see the [module docs](self)).
     ///
     /// # Errors
     /// As [`RegionOptions::create_anonymous`].

@@ -320,6 +320,42 @@ fn a_blocked_receiver_wakes_for_a_value_from_another_thread() {
 }
 
 #[test]
+fn in_place_calls_time_out_too() {
+    let endpoint = Channel::pod::<Tick>().capacity(1).anonymous().unwrap();
+    let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    let short = Duration::from_millis(10);
+    assert!(matches!(
+        rx.recv_ref_timeout(short),
+        Err(RecvError::Timeout)
+    ));
+    while tx.try_send(bytemuck::Zeroable::zeroed()).is_ok() {}
+    assert!(matches!(
+        tx.reserve_timeout(short),
+        Err(SendFailure::Timeout)
+    ));
+    assert!(rx.recv_ref_timeout(short).is_ok());
+    assert!(tx.reserve_timeout(short).is_ok());
+
+    let bytes = Channel::bytes()
+        .max_message(64)
+        .capacity(1)
+        .anonymous()
+        .unwrap();
+    let (mut tx, mut rx) = (bytes.sender().unwrap(), bytes.receiver().unwrap());
+    let mut buf = [0; 64];
+    assert_eq!(
+        rx.recv_into_timeout(&mut buf, short),
+        Err(RecvError::Timeout)
+    );
+    while tx.try_send(&[1; 64]).is_ok() {}
+    assert!(matches!(
+        tx.reserve_timeout(64, short),
+        Err(SendFailure::Timeout)
+    ));
+    assert_eq!(rx.recv_into_timeout(&mut buf, short), Ok(64));
+}
+
+#[test]
 fn raw_byte_channels_keep_zero_copy() {
     let endpoint = Channel::bytes().max_message(64).anonymous().unwrap();
     let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());

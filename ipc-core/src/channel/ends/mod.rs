@@ -275,6 +275,26 @@ impl Sender<[u8], Bytes> {
         Ok(self.tx.grant(len, Block::Forever)?)
     }
 
+    /// [`reserve`](Self::reserve), or [`SendFailure::Timeout`] after
+    /// `timeout`.
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Grant<'_>, SendFailure> {
+        self.reserve_deadline(len, deadline_after(timeout))
+    }
+
+    /// [`reserve`](Self::reserve), or [`SendFailure::Timeout`] at
+    /// `deadline`.
+    pub fn reserve_deadline(
+        &mut self,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<Grant<'_>, SendFailure> {
+        Ok(self.tx.grant(len, Block::Until(deadline))?)
+    }
+
     /// [`reserve`](Self::reserve) without waiting.
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendFailure> {
         Ok(self.tx.grant(len, Block::Never)?)
@@ -308,6 +328,26 @@ impl Receiver<[u8], Bytes> {
     /// Copies the next message into `buf`, waiting for it; trusts nothing.
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         Ok(self.rx.copy(buf, Block::Forever)?)
+    }
+
+    /// [`recv_into`](Self::recv_into), or [`RecvError::Timeout`] after
+    /// `timeout`.
+    pub fn recv_into_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvError> {
+        self.recv_into_deadline(buf, deadline_after(timeout))
+    }
+
+    /// [`recv_into`](Self::recv_into), or [`RecvError::Timeout`] at
+    /// `deadline`.
+    pub fn recv_into_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> Result<usize, RecvError> {
+        Ok(self.rx.copy(buf, Block::Until(deadline))?)
     }
 
     /// [`recv_into`](Self::recv_into) without waiting.
@@ -486,6 +526,18 @@ impl<T: bytemuck::Pod> Sender<T, Pod> {
         self.reserve_with(Block::Forever)
     }
 
+    /// [`reserve`](Self::reserve), or [`SendFailure::Timeout`] after
+    /// `timeout`.
+    pub fn reserve_timeout(&mut self, timeout: Duration) -> Result<PodGrant<'_, T>, SendFailure> {
+        self.reserve_with(Block::Until(deadline_after(timeout)))
+    }
+
+    /// [`reserve`](Self::reserve), or [`SendFailure::Timeout`] at
+    /// `deadline`.
+    pub fn reserve_deadline(&mut self, deadline: Instant) -> Result<PodGrant<'_, T>, SendFailure> {
+        self.reserve_with(Block::Until(deadline))
+    }
+
     /// [`reserve`](Self::reserve) without waiting.
     pub fn try_reserve(&mut self) -> Result<PodGrant<'_, T>, SendFailure> {
         self.reserve_with(Block::Never)
@@ -537,6 +589,18 @@ impl<T: bytemuck::Pod> Receiver<T, Pod> {
     /// is released when the guard drops.
     pub fn recv_ref(&mut self) -> Result<PodGuard<'_, T>, RecvError> {
         self.recv_ref_with(Block::Forever)
+    }
+
+    /// [`recv_ref`](Self::recv_ref), or [`RecvError::Timeout`] after
+    /// `timeout`.
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<PodGuard<'_, T>, RecvError> {
+        self.recv_ref_with(Block::Until(deadline_after(timeout)))
+    }
+
+    /// [`recv_ref`](Self::recv_ref), or [`RecvError::Timeout`] at
+    /// `deadline`.
+    pub fn recv_ref_deadline(&mut self, deadline: Instant) -> Result<PodGuard<'_, T>, RecvError> {
+        self.recv_ref_with(Block::Until(deadline))
     }
 
     /// [`recv_ref`](Self::recv_ref) without waiting.

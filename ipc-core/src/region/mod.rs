@@ -53,6 +53,9 @@ use crate::sync::{AtomicU64, Ordering, PoisonFlag, NEVER_POISONED};
 use crate::sys::{self, MapFlagsWanted, OpenHow};
 use crate::wait::Backoff;
 
+#[cfg(feature = "shared_memory")]
+mod shmem_crate;
+
 /// Longest POSIX shm name accepted, leading `/` included (Linux `NAME_MAX`).
 pub const MAX_SHM_NAME: usize = 255;
 
@@ -449,6 +452,17 @@ impl RegionOptions {
     }
 
     /// The layout to create: sizes checked, rounded up to whole pages.
+    /// How many bytes a region made with these options takes: its layout's
+    /// header, table and data, rounded up to whole pages (to size memory
+    /// made elsewhere, e.g. for [`create_in_shmem`](Self::create_in_shmem)).
+    ///
+    /// # Errors
+    /// As creating would: [`Error::InvalidSize`] without a size or layout,
+    /// or for one too large.
+    pub fn region_size(&self) -> Result<u64> {
+        Ok(self.creation_layout()?.total_size)
+    }
+
     fn creation_layout(&self) -> Result<Layout> {
         let mut layout = self.layout.ok_or(Error::InvalidSize {
             requested: 0,
@@ -490,15 +504,7 @@ impl RegionOptions {
     fn create_on_fd(&self, fd: OwnedFd, layout: Layout, backing: Backing) -> Result<Region> {
         // The mode the caller asked for, whatever the umask took away.
         sys::set_mode(fd.as_fd(), self.mode).map_err(|e| Error::os("fchmod", e))?;
-        sys::set_len(fd.as_fd(), layout.total_size).map_err(|e| match e {
-            Errno::EFBIG | Errno::ENOSPC => Error::ResourceLimit {
-                call: "ftruncate",
-                limit: "free space of the backing file system",
-                current: None,
-                source: io::Error::from_raw_os_error(e as i32),
-            },
-            e => Error::os("ftruncate", e),
-        })?;
+        set_size(fd.as_fd(), layout.total_size)?;
         // Allocate every page now: a mapping of an unallocated tmpfs page
         // that cannot be had later kills the process with SIGBUS.
         sys::allocate(fd.as_fd(), layout.total_size).map_err(allocation_error)?;
@@ -1282,6 +1288,19 @@ fn not_regular(name: &str) -> Error {
 }
 
 /// A failed `posix_fallocate` of a new object's pages.
+/// Sizes a fresh object or file.
+fn set_size(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<()> {
+    sys::set_len(fd, size).map_err(|e| match e {
+        Errno::EFBIG | Errno::ENOSPC => Error::ResourceLimit {
+            call: "ftruncate",
+            limit: "free space of the backing file system",
+            current: None,
+            source: io::Error::from_raw_os_error(e as i32),
+        },
+        e => Error::os("ftruncate", e),
+    })
+}
+
 fn allocation_error(e: Errno) -> Error {
     match e {
         Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM => Error::ResourceLimit {
