@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 
+use ipc_core::channel;
 use ipc_core::spsc::{RecvError, SendError};
 use ipc_tests::payload::PayloadError;
 use ipc_tests::wait::WaitError;
@@ -25,6 +26,10 @@ pub enum Error {
     Send(SendError),
     /// The ring returned no message (other than being empty).
     Recv(RecvError),
+    /// A typed channel refused a message (other than being full).
+    ChannelSend(channel::SendFailure),
+    /// A typed channel returned no message (other than being empty).
+    ChannelRecv(channel::RecvError),
     /// A wait gave up, or the peer died during it.
     Wait(WaitError),
     /// The peer closed its end of a pipe or socket too early.
@@ -51,6 +56,15 @@ pub enum Error {
         expected: u64,
         /// Value found.
         found: u64,
+    },
+    /// A typed message arrived with the wrong value.
+    Value {
+        /// Sequence number of the message expected.
+        seq: u64,
+        /// The value expected.
+        expected: String,
+        /// The value found.
+        found: String,
     },
     /// A verified message differs from its payload stream.
     Payload {
@@ -86,6 +100,8 @@ impl fmt::Display for Error {
             Error::Ipc(e) => write!(f, "ipc: {e}"),
             Error::Send(e) => write!(f, "send: {e}"),
             Error::Recv(e) => write!(f, "receive: {e}"),
+            Error::ChannelSend(e) => write!(f, "channel send: {e}"),
+            Error::ChannelRecv(e) => write!(f, "channel receive: {e}"),
             Error::Wait(e) => e.fmt(f),
             Error::PeerClosed {
                 waiting_for,
@@ -98,6 +114,11 @@ impl fmt::Display for Error {
                 expected,
                 found,
             } => write!(f, "message {seq}: {what} is {found}, expected {expected}"),
+            Error::Value {
+                seq,
+                expected,
+                found,
+            } => write!(f, "message {seq} is {found}, expected {expected}"),
             Error::Payload { seq, error } => write!(f, "message {seq}: {error}"),
             Error::Unsupported(what) => write!(f, "unsupported: {what}"),
         }
@@ -111,6 +132,8 @@ impl std::error::Error for Error {
             Error::Ipc(e) => Some(e),
             Error::Send(e) => Some(e),
             Error::Recv(e) => Some(e),
+            Error::ChannelSend(e) => Some(e),
+            Error::ChannelRecv(e) => Some(e),
             Error::Wait(e) => Some(e),
             Error::Payload { error, .. } => Some(error),
             _ => None,
@@ -133,6 +156,24 @@ impl From<SendError> for Error {
 impl From<RecvError> for Error {
     fn from(e: RecvError) -> Self {
         Error::Recv(e)
+    }
+}
+
+impl From<channel::SendFailure> for Error {
+    fn from(e: channel::SendFailure) -> Self {
+        Error::ChannelSend(e)
+    }
+}
+
+impl<T> From<channel::SendError<T>> for Error {
+    fn from(e: channel::SendError<T>) -> Self {
+        Error::ChannelSend(e.failure)
+    }
+}
+
+impl From<channel::RecvError> for Error {
+    fn from(e: channel::RecvError) -> Self {
+        Error::ChannelRecv(e)
     }
 }
 

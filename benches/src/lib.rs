@@ -1,5 +1,5 @@
-//! The benchmark engine: the library's rings (SPSC and MPMC) measured
-//! against pipes, Unix stream and datagram sockets, crossbeam's
+//! The benchmark engine: the library's rings (SPSC and MPMC) and typed
+//! channels measured against pipes, Unix stream and datagram sockets, crossbeam's
 //! `ArrayQueue`, a raw futex and two raw shared-memory references, in
 //! processes pinned to two cores. `cargo bench -p ipc-benches` runs it in
 //! full ([`Mode::Full`]), `cargo test --benches` in smoke mode
@@ -26,12 +26,14 @@
 //! producers the producer's index) which the receiver checks, so loss and
 //! reordering fail a run; with `verify` set they carry a
 //! [`PayloadGen`](ipc_tests::payload::PayloadGen) stream instead and every
-//! byte is checked ([`message`]).
+//! byte is checked ([`message`]). Typed channels carry values made from
+//! their sequence number, each checked in full ([`typed`]).
 //!
 //! No wait can hang: every wait gives up after [`DEADLINE`] and notices the
 //! child's exit ([`wait`]); children get `SIGKILL` when their parent dies,
 //! socket reads and writes time out, and pipe peers close the ends they do
-//! not use, so a dead peer shows as end-of-file.
+//! not use, so a dead peer shows as end-of-file; async calls run under a
+//! timeout and see a dead peer as a disconnection.
 //!
 //! The modules, one concern each:
 //! - [`suite`]: what each [`Mode`] runs, and [`run`];
@@ -42,6 +44,8 @@
 //! - [`workload`]: ring and queue geometry, round-trip and stream
 //!   configurations;
 //! - [`message`]: stamping and checking messages;
+//! - [`typed`]: the typed channels' messages, POD and serde;
+//! - [`runtime`]: the one-thread tokio runtime of the async round trip;
 //! - [`wait`]: the start line between parent and child, bounded waits;
 //! - [`futex`]: a raw futex between processes;
 //! - [`process`]: the machine, pinning, forking;
@@ -69,11 +73,13 @@ pub mod message;
 pub mod paired;
 pub mod process;
 pub mod report;
+pub mod runtime;
 pub mod stats;
 pub mod suite;
 pub mod table;
 pub mod team;
 pub mod transport;
+pub mod typed;
 pub mod wait;
 pub mod workload;
 

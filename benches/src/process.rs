@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use ipc_tests::fork::ForkedChild;
 use ipc_tests::wait::describe;
@@ -168,6 +169,23 @@ pub fn finish(child: ForkedChild) -> Result<()> {
 
 fn thread_count() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
+}
+
+/// Waits, up to `limit`, until this process has one thread again (as
+/// [`fork_child`] needs): a thread that was just joined may still be
+/// listed while the kernel finishes its exit.
+///
+/// # Errors
+/// [`Error::Unsupported`] if other threads remain after `limit`.
+pub fn await_single_thread(limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while thread_count().is_some_and(|n| n > 1) {
+        if Instant::now() >= deadline {
+            return Err(Error::Unsupported("threads outlived their runtime"));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

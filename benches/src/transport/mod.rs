@@ -3,6 +3,8 @@
 //! - [`ring`]: the library's rings: the SPSC ring per message, batched or
 //!   with the blocking calls, the MPMC queue between two processes, and the
 //!   verified payload streams;
+//! - [`channel`]: the library's typed channels: raw bytes, plain old data
+//!   and serde, side by side, and their blocking and async calls;
 //! - [`mpmc`]: the MPMC queue between several producer and consumer
 //!   processes;
 //! - [`array_queue`]: crossbeam's `ArrayQueue` between threads, the
@@ -16,6 +18,7 @@
 //!   throughput of large messages.
 
 pub mod array_queue;
+pub mod channel;
 pub mod copy;
 pub mod datagram;
 pub mod floor;
@@ -74,6 +77,10 @@ pub enum Transport {
     /// bumps a written counter, the consumer copies it out and bumps a read
     /// counter (throughput only).
     CopyStream,
+    /// A typed channel ([`ipc_core::channel`]) of 32-byte messages with a
+    /// codec, called one way ([`channel`]); one-way streams with the `try_`
+    /// calls only.
+    Channel(channel::Codec, channel::Calls),
 }
 
 impl Transport {
@@ -93,6 +100,7 @@ impl Transport {
             Transport::Floor => "floor (2 lines)",
             Transport::Futex => "raw futex",
             Transport::CopyStream => "raw copy stream",
+            Transport::Channel(codec, calls) => channel::name(codec, calls),
         }
     }
 
@@ -102,7 +110,7 @@ impl Transport {
         self.blocking().is_some()
             || matches!(
                 self,
-                Transport::Ring | Transport::RingBatched | Transport::Mpmc
+                Transport::Ring | Transport::RingBatched | Transport::Mpmc | Transport::Channel(..)
             )
     }
 
@@ -126,6 +134,7 @@ impl Transport {
             Transport::Futex => futex::FutexPingPong::leg(),
             Transport::Pipe => stream::pipe_leg(cfg),
             Transport::UnixSocket => stream::socket_leg(cfg),
+            Transport::Channel(codec, calls) => channel::leg(codec, calls, cfg),
             _ => match self.blocking() {
                 Some(strategy) => RingLeg::leg(Kind::Spsc, Api::Blocking(strategy), cfg),
                 None => Err(Error::Unsupported(
@@ -163,6 +172,7 @@ impl Transport {
             Transport::CopyStream => copy::throughput(cfg),
             Transport::Pipe => stream::pipe_throughput(cfg),
             Transport::UnixSocket => stream::socket_throughput(cfg),
+            Transport::Channel(codec, calls) => channel::throughput(codec, calls, cfg),
             _ => match self.blocking() {
                 Some(strategy) => ring::throughput(cfg, Api::Blocking(strategy)),
                 None => Err(Error::Unsupported("throughput over the floor or a futex")),
