@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::process::Machine;
 use crate::stats::{median, median_of, Summary, Throughput};
 use crate::table::{format_mb_per_sec, format_ns, format_rate, format_ratio, format_size, Table};
+use crate::transport::channel::{Calls, Codec};
+use crate::typed::SIZE as TYPED;
 use crate::{team, Mode, Transport};
 
 /// Round-trip samples of one transport and size, pooled over repetitions.
@@ -76,8 +78,9 @@ pub struct Target {
     pub value: String,
     /// The goal.
     pub goal: String,
-    /// Whether the goal is met.
-    pub met: bool,
+    /// Whether the goal is met; `None` for a comparison listed with no
+    /// goal.
+    pub met: Option<bool>,
     /// How the value was obtained.
     pub detail: String,
 }
@@ -127,12 +130,18 @@ impl Report {
             .find(|r| r.size == size && r.transport == transport.name() && r.batch == batch)
     }
 
-    /// Two transports measured paired at 8 B with `batch`: `a`'s p50 over
-    /// `b`'s, with both p50s and the median of the per-pair ratios.
-    fn paired_latency(&self, batch: usize, a: Transport, b: Transport) -> Option<PairedLatency> {
+    /// Two transports measured paired at `size` with `batch`: `a`'s p50
+    /// over `b`'s, with both p50s and the median of the per-pair ratios.
+    fn paired_latency(
+        &self,
+        size: usize,
+        batch: usize,
+        a: Transport,
+        b: Transport,
+    ) -> Option<PairedLatency> {
         let (ra, rb) = (
-            self.latency_row(8, a, batch)?,
-            self.latency_row(8, b, batch)?,
+            self.latency_row(size, a, batch)?,
+            self.latency_row(size, b, batch)?,
         );
         let (sa, sb) = (Summary::of(&ra.samples)?, Summary::of(&rb.samples)?);
         let mut pairs: Vec<f64> = ra
@@ -311,11 +320,14 @@ impl Report {
     /// stream; (d) the blocking round trip vs a raw futex and a pipe, (e)
     /// spin-then-park vs busy-poll round trips, (f) the default strategy's
     /// streaming vs busy-poll; (g) the MPMC queue's rate and (h) its ratio
-    /// to `ArrayQueue`. Each where the run measured it.
+    /// to `ArrayQueue`; the typed channels beside the byte channel at 32 B:
+    /// (i) the POD and (j) the serde round trip, (k) the POD and (l) the
+    /// serde one-way rate; (m) the async round trip beside the blocking
+    /// ones (listed, no goal). Each where the run measured it.
     pub fn targets(&self) -> Vec<Target> {
         let mut out = Vec::new();
         let paired_batch = self.paired_batch();
-        if let Some(p) = self.paired_latency(paired_batch, Transport::Ring, Transport::Floor) {
+        if let Some(p) = self.paired_latency(8, paired_batch, Transport::Ring, Transport::Floor) {
             out.push(p.target(
                 "(a) 8 B round trip p50 / two-line floor p50",
                 "ring",
@@ -362,7 +374,7 @@ impl Report {
             (Transport::Futex, "raw futex", 1.1),
             (Transport::Pipe, "pipe", 1.0),
         ] {
-            if let Some(p) = self.paired_latency(1, Transport::RingPark, b) {
+            if let Some(p) = self.paired_latency(8, 1, Transport::RingPark, b) {
                 out.push(p.target(
                     &format!("(d) 8 B blocking round trip (park) p50 / {name} p50"),
                     "park",
@@ -373,6 +385,7 @@ impl Report {
             }
         }
         if let Some(p) = self.paired_latency(
+            8,
             paired_batch,
             Transport::RingSpinThenPark,
             Transport::RingBusyPoll,
@@ -428,7 +441,84 @@ impl Report {
                 ));
             }
         }
+        out.extend(self.channel_targets());
         out
+    }
+
+    /// Targets (i) to (m): the typed channels beside the byte channel.
+    fn channel_targets(&self) -> Vec<Target> {
+        let mut out = Vec::new();
+        let channel = |codec| Transport::Channel(codec, Calls::Try);
+        let bytes = channel(Codec::Bytes);
+        let batch = self.batch_of(TYPED, bytes);
+        let raw_ring = self
+            .latency_row(TYPED, Transport::Ring, batch)
+            .and_then(|r| Summary::of(&r.samples))
+            .map_or("-".into(), |s| format_ns(s.p50));
+        let how = format!(
+            "Channel::bytes(), try_send of 32 B + try_recv_into (raw SPSC ring {raw_ring}), \
+             paired batches"
+        );
+        for (label, short, codec, goal) in [
+            ("(i) 32 B POD", "pod", Codec::Pod, 1.1),
+            ("(j) serde small-struct", "serde", Codec::Serde, 1.5),
+        ] {
+            if let Some(p) = self.paired_latency(TYPED, batch, channel(codec), bytes) {
+                out.push(p.target(
+                    &format!("{label} round trip p50 / byte channel p50"),
+                    short,
+                    "byte channel",
+                    goal,
+                    &how,
+                ));
+            }
+        }
+        let rate = |codec| {
+            self.throughput_row(TYPED, channel(codec), (1, 1))
+                .map_or("-".into(), |r| format_rate(r.msgs_per_sec()))
+        };
+        for (label, codec, goal) in [
+            ("(k) 32 B POD", Codec::Pod, Some(1.0 / 1.1)),
+            ("(l) serde small-struct", Codec::Serde, None),
+        ] {
+            if let Some(r) = self.paired_rate_ratio(TYPED, (1, 1), channel(codec), bytes) {
+                let detail = format!(
+                    "msgs/s, try_send + try_recv(_into): {} vs byte channel {}; ",
+                    rate(codec),
+                    rate(Codec::Bytes)
+                );
+                let name = format!("{label} one-way msgs/s / byte channel msgs/s");
+                out.push(match goal {
+                    Some(goal) => ratio_target(name, r, goal, detail),
+                    None => ratio_listed(name, r, detail),
+                });
+            }
+        }
+        let pod = |calls| Transport::Channel(Codec::Pod, calls);
+        for (calls, name) in [
+            (Calls::Park, "park"),
+            (Calls::SpinThenPark, "spin-then-park"),
+        ] {
+            if let Some(p) = self.paired_latency(TYPED, 1, pod(Calls::Async), pod(calls)) {
+                out.push(p.listed(
+                    &format!("(m) 32 B POD async round trip p50 / blocking {name} p50"),
+                    "async",
+                    name,
+                    "send_async + recv_async on a one-thread tokio runtime each side vs \
+                     send_deadline + recv_deadline, paired, one round trip a sample",
+                ));
+            }
+        }
+        out
+    }
+
+    /// The batch of `transport`'s batched round trips at `size` (1 if it
+    /// has none).
+    fn batch_of(&self, size: usize, transport: Transport) -> usize {
+        self.latency
+            .iter()
+            .find(|r| r.size == size && r.transport == transport.name() && r.batch > 1)
+            .map_or(1, |r| r.batch)
     }
 
     /// The batch of the paired 8 B spinning round trips.
@@ -447,7 +537,12 @@ impl Report {
                 target.name,
                 target.value,
                 target.goal,
-                if target.met { "yes" } else { "NO" }.to_string(),
+                match target.met {
+                    Some(true) => "yes",
+                    Some(false) => "NO",
+                    None => "-",
+                }
+                .to_string(),
                 target.detail,
             ]);
         }
@@ -491,7 +586,16 @@ impl Report {
         same two processes alternate a batch of each. Ring and mpmc queue: `try_send` + \
         `try_recv_into` with the benchmark's spin; \"blocking\": `send_deadline` + \
         `recv_into_deadline` with that wait strategy. Raw futex: FUTEX_WAIT/FUTEX_WAKE on one \
-        shared word, each side asleep while it waits.";
+        shared word, each side asleep while it waits. Channel rows (32 B; the ring row beside \
+        them is the raw SPSC ring): the typed channels, an SPSC ring of 1 MiB each way, \
+        `try_send` + `try_recv` with the benchmark's spin. Bytes: `Channel::bytes()`, 32 bytes \
+        sent from an array and copied out into one (`try_recv_into`). POD: `Channel::pod` of a \
+        32-byte `#[repr(C)]` struct, copied in and out. Serde: `Channel::serde` of a struct of \
+        the same fields with a `String` symbol and an enum side, 16–20 bytes with bincode; the \
+        sender builds each value (allocating its symbol), the receiver decodes it (allocating \
+        it again). Every value is checked in full. \"blocking\": `send_deadline` + \
+        `recv_deadline` with that strategy; \"async\": `send_async` + `recv_async` on a \
+        one-thread tokio runtime in each process, whose waits go to tokio's blocking pool.";
 
     const THROUGHPUT_NOTE: &'static str = "One-way: the child sends, the parent receives; \
         from the start signal to the last byte. Ring: `try_send` + `recv_into` (one copy in, \
@@ -499,7 +603,9 @@ impl Report {
         message, 256 KiB reads. Raw copy stream: memcpy into a slot, bump a counter; memcpy \
         out, bump the other. \"blocking\": `send_deadline` + `recv_into_deadline` with that \
         wait strategy (spin-then-park is the default). Wait syscalls: futex waits and wakes and \
-        barriers of both processes (`ipc_core::wait::syscalls`). Median of the runs.";
+        barriers of both processes (`ipc_core::wait::syscalls`). Channel rows (32 B): the \
+        typed channels' `try_send` + `try_recv` (see the round trips), every value checked; \
+        MB/s counts the bytes in the ring (serde: encoded). Median of the runs.";
 
     const FAN_IN_NOTE: &'static str = "One-way, P producers to C consumers, msgs/s (median of \
         the runs), from the go to the last consumer's finish. Each consumer checks every \
@@ -610,16 +716,34 @@ impl PairedLatency {
             name: name.into(),
             value: format_ratio(self.ratio),
             goal: format!("≤ {}", format_ratio(at_most)),
-            met: self.ratio <= at_most,
-            detail: format!(
-                "{a} {} vs {b} {}, {how}; median of per-pair ratios {}",
-                format_ns(self.a),
-                format_ns(self.b),
-                format_ratio(self.per_pair)
-            ),
+            met: Some(self.ratio <= at_most),
+            detail: self.detail(a, b, how),
         }
     }
+
+    /// The comparison listed, with no goal.
+    fn listed(&self, name: &str, a: &str, b: &str, how: &str) -> Target {
+        Target {
+            name: name.into(),
+            value: format_ratio(self.ratio),
+            goal: LISTED.into(),
+            met: None,
+            detail: self.detail(a, b, how),
+        }
+    }
+
+    fn detail(&self, a: &str, b: &str, how: &str) -> String {
+        format!(
+            "{a} {} vs {b} {}, {how}; median of per-pair ratios {}",
+            format_ns(self.a),
+            format_ns(self.b),
+            format_ratio(self.per_pair)
+        )
+    }
 }
+
+/// The goal column of a comparison listed with no goal.
+const LISTED: &str = "none (listed)";
 
 /// A rate target: the row's median rate at least `at_least` msgs/s.
 fn rate_target(name: String, row: &ThroughputRow, at_least: f64) -> Target {
@@ -628,19 +752,28 @@ fn rate_target(name: String, row: &ThroughputRow, at_least: f64) -> Target {
         name,
         value: format!("{:.1} M msgs/s", rate / 1e6),
         goal: format!("≥ {:.0} M msgs/s", at_least / 1e6),
-        met: rate >= at_least,
+        met: Some(rate >= at_least),
         detail: format!("median of {} runs", row.runs.len()),
     }
 }
 
 /// A throughput ratio target: the median per-repetition ratio at least
 /// `at_least`; `detail` goes before the range.
-fn ratio_target(name: String, [m, lo, hi]: [f64; 3], at_least: f64, detail: String) -> Target {
+fn ratio_target(name: String, ratios: [f64; 3], at_least: f64, detail: String) -> Target {
+    Target {
+        goal: format!("≥ {}", format_ratio(at_least)),
+        met: Some(ratios[0] >= at_least),
+        ..ratio_listed(name, ratios, detail)
+    }
+}
+
+/// A throughput ratio listed with no goal; as [`ratio_target`].
+fn ratio_listed(name: String, [m, lo, hi]: [f64; 3], detail: String) -> Target {
     Target {
         name,
         value: format_ratio(m),
-        goal: format!("≥ {}", format_ratio(at_least)),
-        met: m >= at_least,
+        goal: LISTED.into(),
+        met: None,
         detail: format!(
             "{detail}median of per-repetition ratios (range {} – {})",
             format_ratio(lo),

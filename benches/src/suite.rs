@@ -9,11 +9,15 @@
 //!   busy-poll and with spin-then-park) in batches and one by one, and the
 //!   sleeping ones (a raw futex, the ring's blocking calls with park, a
 //!   pipe, a Unix socket) one by one; larger messages over the ring, pipes
-//!   and sockets;
+//!   and sockets; at 32 B the raw SPSC ring beside the typed channels of
+//!   raw bytes, a plain-old-data struct and a small serde struct (their
+//!   `try_` calls, so that only the codec differs), and the POD channel's
+//!   blocking calls (spin-then-park, park) beside its async calls on a
+//!   one-thread tokio runtime, one round trip a sample;
 //! - one-way throughput over the SPSC ring (per-message `try_send`, batched
 //!   `batch()` + `drain`, and the blocking calls with busy-poll and with
-//!   the default strategy, counting their wait-path system calls), a pipe
-//!   and a Unix socket, and in full runs at 64 KiB the raw two-counter copy
+//!   the default strategy, counting their wait-path system calls), the
+//!   three typed channels at 32 B, a pipe and a Unix socket, and in full runs at 64 KiB the raw two-counter copy
 //!   stream;
 //! - throughput with several producers and consumers (1P1C, 2P1C, 1P2C,
 //!   2P2C; the quick mode 1P1C and 2P2C at 8 B only) over the MPMC queue,
@@ -31,7 +35,9 @@ use crate::process::{core_pair, pin_parent, Machine};
 use crate::report::{LatencyRow, Report, ThroughputRow, VerifiedRun};
 use crate::stats::clock_cost_ns;
 use crate::table::format_size;
+use crate::transport::channel::{Calls, Codec};
 use crate::transport::ring;
+use crate::typed::SIZE as TYPED;
 use crate::workload::{RingGeometry, RoundTrip, Stream};
 use crate::{paired, Result, Transport};
 
@@ -68,14 +74,38 @@ const SLEEPING: &[Transport] = {
     &[Futex, RingPark, Pipe, UnixSocket]
 };
 
+/// The typed channels beside the raw SPSC ring, their `try_` calls.
+const CODECS: &[Transport] = {
+    use Transport::*;
+    &[
+        Ring,
+        Channel(Codec::Bytes, Calls::Try),
+        Channel(Codec::Pod, Calls::Try),
+        Channel(Codec::Serde, Calls::Try),
+    ]
+};
+
+/// The POD channel's blocking calls beside its async calls.
+const CHANNEL_WAITS: &[Transport] = {
+    use Transport::*;
+    &[
+        Channel(Codec::Pod, Calls::SpinThenPark),
+        Channel(Codec::Pod, Calls::Park),
+        Channel(Codec::Pod, Calls::Async),
+    ]
+};
+
 /// The round-trip groups: transports measured paired, size, then batch and
 /// samples per mode; no samples where a mode skips the group.
-const ROUND_TRIPS: [(&[Transport], usize, PerMode<BatchSamples>); 7] = {
+const ROUND_TRIPS: [(&[Transport], usize, PerMode<BatchSamples>); 10] = {
     use Transport::*;
     [
         (SPINNING, 8, [(1000, 600), (1000, 100), (100, 20)]),
         (SPINNING, 8, [(1, 20_000), (0, 0), (1, 200)]),
         (SLEEPING, 8, [(1, 2000), (1, 300), (1, 20)]),
+        (CODECS, TYPED, [(1000, 600), (1000, 100), (100, 20)]),
+        (CODECS, TYPED, [(1, 20_000), (0, 0), (1, 200)]),
+        (CHANNEL_WAITS, TYPED, [(1, 2000), (1, 300), (1, 20)]),
         (&[Ring], 1024, [(1000, 300), (1000, 100), (100, 10)]),
         (&[Ring], 64 << 10, [(20, 300), (0, 0), (10, 10)]),
         (&[Pipe, UnixSocket], 1024, [(10, 200), (10, 70), (10, 10)]),
@@ -85,7 +115,7 @@ const ROUND_TRIPS: [(&[Transport], usize, PerMode<BatchSamples>); 7] = {
 
 /// The one-way cases with one producer and one consumer: size, transport,
 /// then messages per run per mode; 0 where a mode skips the case.
-const STREAMS: [(usize, Transport, PerMode<u64>); 13] = {
+const STREAMS: [(usize, Transport, PerMode<u64>); 16] = {
     use Transport::*;
     [
         (8, Ring, [50_000_000, 20_000_000, 100_000]),
@@ -94,6 +124,21 @@ const STREAMS: [(usize, Transport, PerMode<u64>); 13] = {
         (8, RingSpinThenPark, [30_000_000, 10_000_000, 50_000]),
         (8, Pipe, [500_000, 300_000, 10_000]),
         (8, UnixSocket, [500_000, 300_000, 10_000]),
+        (
+            TYPED,
+            Channel(Codec::Bytes, Calls::Try),
+            [20_000_000, 5_000_000, 50_000],
+        ),
+        (
+            TYPED,
+            Channel(Codec::Pod, Calls::Try),
+            [20_000_000, 5_000_000, 50_000],
+        ),
+        (
+            TYPED,
+            Channel(Codec::Serde, Calls::Try),
+            [20_000_000, 5_000_000, 50_000],
+        ),
         (1024, Ring, [2_000_000, 1_000_000, 20_000]),
         (1024, Pipe, [300_000, 200_000, 5_000]),
         (1024, UnixSocket, [300_000, 200_000, 5_000]),
