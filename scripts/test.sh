@@ -26,8 +26,10 @@ scripts/tsan.sh
 echo "== loom models catch every weakened ordering"
 scripts/loom-mutants.sh
 
-echo "== a crate running its own loom tests (--cfg loom) still builds ipc-core"
-RUSTFLAGS="--cfg loom" cargo check -q -p ipc-core --all-targets --target-dir target/downstream-loom
+echo "== a crate running its own loom tests (--cfg loom) still builds and tests ipc-core"
+# Only `-p ipc-core`, so tokio gets just ipc-core's features: under --cfg loom
+# tokio needs its `sync` feature for `time` (the dev-dependency enables it).
+RUSTFLAGS="--cfg loom" cargo test -q -p ipc-core --all-features --target-dir target/downstream-loom
 
 echo "== loom models"
 RUSTFLAGS="--cfg ipc_core_loom" LOOM_MAX_PREEMPTIONS=2 \

@@ -451,10 +451,10 @@ impl RegionOptions {
         Ok(())
     }
 
-    /// The layout to create: sizes checked, rounded up to whole pages.
     /// How many bytes a region made with these options takes: its layout's
     /// header, table and data, rounded up to whole pages (to size memory
-    /// made elsewhere, e.g. for [`create_in_shmem`](Self::create_in_shmem)).
+    /// made elsewhere, e.g. for `create_in_shmem` of the `shared_memory`
+    /// feature).
     ///
     /// # Errors
     /// As creating would: [`Error::InvalidSize`] without a size or layout,
@@ -463,6 +463,7 @@ impl RegionOptions {
         Ok(self.creation_layout()?.total_size)
     }
 
+    /// The layout to create: sizes checked, rounded up to whole pages.
     fn creation_layout(&self) -> Result<Layout> {
         let mut layout = self.layout.ok_or(Error::InvalidSize {
             requested: 0,

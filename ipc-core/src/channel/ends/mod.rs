@@ -357,6 +357,94 @@ impl Receiver<[u8], Bytes> {
 }
 
 // ---------------------------------------------------------------------------
+// Typed values: the calls both typed codecs share
+
+/// The blocking, bounded and `try_` calls of the typed handles, over each
+/// codec's own `send_with` and `recv_with`.
+#[cfg(any(feature = "serde", feature = "pod"))]
+macro_rules! typed_calls {
+    ($codec:ty, $send:literal, $recv:literal, $($bound:tt)+) => {
+        impl<T> Sender<T, $codec>
+        where
+            T: $($bound)+,
+        {
+            #[doc = $send]
+            /// Waits for room as the channel's wait strategy says.
+            ///
+            /// # Errors
+            /// The value comes back with [`SendFailure::Disconnected`] (every
+            /// receiver is gone), [`SendFailure::TooLarge`] (nothing is sent),
+            /// [`SendFailure::Encode`] or [`SendFailure::Corrupted`].
+            pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
+                self.send_with(value, Block::Forever)
+            }
+
+            /// [`send`](Self::send), or [`SendFailure::Timeout`] after `timeout`.
+            pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
+                self.send_with(value, Block::Until(deadline_after(timeout)))
+            }
+
+            /// [`send`](Self::send), or [`SendFailure::Timeout`] at `deadline`.
+            pub fn send_deadline(&mut self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
+                self.send_with(value, Block::Until(deadline))
+            }
+
+            /// [`send`](Self::send) without waiting: [`SendFailure::Full`].
+            pub fn try_send(&mut self, value: T) -> Result<(), SendError<T>> {
+                self.send_with(value, Block::Never)
+            }
+        }
+
+        impl<T> Receiver<T, $codec>
+        where
+            T: $($bound)+,
+        {
+            #[doc = $recv]
+            /// Waits for it as the channel's wait strategy says.
+            ///
+            /// # Errors
+            /// [`RecvError::Disconnected`] once every sender is gone and
+            /// everything sent has been received; [`RecvError::Decode`] or
+            /// [`RecvError::WrongSize`] for a message that is not a `T` (it is
+            /// consumed, and the channel goes on); [`RecvError::Corrupted`].
+            pub fn recv(&mut self) -> Result<T, RecvError> {
+                self.recv_with(Block::Forever)
+            }
+
+            /// [`recv`](Self::recv), or [`RecvError::Timeout`] after `timeout`.
+            pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
+                self.recv_with(Block::Until(deadline_after(timeout)))
+            }
+
+            /// [`recv`](Self::recv), or [`RecvError::Timeout`] at `deadline`.
+            pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvError> {
+                self.recv_with(Block::Until(deadline))
+            }
+
+            /// [`recv`](Self::recv) without waiting: [`RecvError::Empty`].
+            pub fn try_recv(&mut self) -> Result<T, RecvError> {
+                self.recv_with(Block::Never)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "serde")]
+typed_calls!(
+    Serde,
+    "Encodes `value` straight into the ring (no buffer) and sends it.",
+    "The next message, decoded. It is copied out of the ring first, so nothing a peer does meanwhile can change it.",
+    serde::Serialize + serde::de::DeserializeOwned
+);
+#[cfg(feature = "pod")]
+typed_calls!(
+    Pod,
+    "Copies `value` in (its bytes, no encoding) and sends it.",
+    "The next message, copied out (trusting nothing).",
+    bytemuck::Pod
+);
+
+// ---------------------------------------------------------------------------
 // serde, with bincode
 
 #[cfg(feature = "serde")]
@@ -369,32 +457,6 @@ impl<T> Sender<T, Serde>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
 {
-    /// Encodes `value` straight into the ring and sends it, waiting for
-    /// room.
-    ///
-    /// # Errors
-    /// The value comes back with [`SendFailure::Disconnected`],
-    /// [`SendFailure::TooLarge`] (its encoding is longer than the channel's
-    /// largest message: nothing is sent), [`SendFailure::Encode`].
-    pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Forever)
-    }
-
-    /// [`send`](Self::send), or [`SendFailure::Timeout`] after `timeout`.
-    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Until(deadline_after(timeout)))
-    }
-
-    /// [`send`](Self::send), or [`SendFailure::Timeout`] at `deadline`.
-    pub fn send_deadline(&mut self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Until(deadline))
-    }
-
-    /// [`send`](Self::send) without waiting: [`SendFailure::Full`].
-    pub fn try_send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Never)
-    }
-
     /// Two passes and no buffer: the encoded size first, then the encoding
     /// itself into exactly that much reserved ring space.
     fn send_with(&mut self, value: T, block: Block) -> Result<(), SendError<T>> {
@@ -435,31 +497,6 @@ impl<T> Receiver<T, Serde>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
 {
-    /// The next message, decoded, waiting for it. It is copied out of the
-    /// ring before decoding, so nothing a peer does can change it midway.
-    ///
-    /// # Errors
-    /// [`RecvError::Disconnected`]; [`RecvError::Decode`] for bytes that
-    /// are not a `T` (the message is consumed; the channel goes on).
-    pub fn recv(&mut self) -> Result<T, RecvError> {
-        self.recv_with(Block::Forever)
-    }
-
-    /// [`recv`](Self::recv), or [`RecvError::Timeout`] after `timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
-        self.recv_with(Block::Until(deadline_after(timeout)))
-    }
-
-    /// [`recv`](Self::recv), or [`RecvError::Timeout`] at `deadline`.
-    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvError> {
-        self.recv_with(Block::Until(deadline))
-    }
-
-    /// [`recv`](Self::recv) without waiting: [`RecvError::Empty`].
-    pub fn try_recv(&mut self) -> Result<T, RecvError> {
-        self.recv_with(Block::Never)
-    }
-
     fn recv_with(&mut self, block: Block) -> Result<T, RecvError> {
         if self.scratch.len() as u64 != self.max_message {
             self.scratch = vec![0; self.max_message as usize];
@@ -486,31 +523,6 @@ where
 
 #[cfg(feature = "pod")]
 impl<T: bytemuck::Pod> Sender<T, Pod> {
-    /// Copies `value` in (its bytes, no encoding) and sends it, waiting for
-    /// room.
-    ///
-    /// # Errors
-    /// The value comes back with [`SendFailure::Disconnected`] or
-    /// [`SendFailure::Corrupted`].
-    pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Forever)
-    }
-
-    /// [`send`](Self::send), or [`SendFailure::Timeout`] after `timeout`.
-    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Until(deadline_after(timeout)))
-    }
-
-    /// [`send`](Self::send), or [`SendFailure::Timeout`] at `deadline`.
-    pub fn send_deadline(&mut self, value: T, deadline: Instant) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Until(deadline))
-    }
-
-    /// [`send`](Self::send) without waiting: [`SendFailure::Full`].
-    pub fn try_send(&mut self, value: T) -> Result<(), SendError<T>> {
-        self.send_with(value, Block::Never)
-    }
-
     fn send_with(&mut self, value: T, block: Block) -> Result<(), SendError<T>> {
         self.tx
             .send(bytemuck::bytes_of(&value), block)
@@ -554,30 +566,6 @@ impl<T: bytemuck::Pod> Sender<T, Pod> {
 
 #[cfg(feature = "pod")]
 impl<T: bytemuck::Pod> Receiver<T, Pod> {
-    /// The next message, copied out (trusting nothing), waiting for it.
-    ///
-    /// # Errors
-    /// [`RecvError::Disconnected`]; [`RecvError::WrongSize`] for a message
-    /// that is not a whole `T` (consumed; the channel goes on).
-    pub fn recv(&mut self) -> Result<T, RecvError> {
-        self.recv_with(Block::Forever)
-    }
-
-    /// [`recv`](Self::recv), or [`RecvError::Timeout`] after `timeout`.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvError> {
-        self.recv_with(Block::Until(deadline_after(timeout)))
-    }
-
-    /// [`recv`](Self::recv), or [`RecvError::Timeout`] at `deadline`.
-    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T, RecvError> {
-        self.recv_with(Block::Until(deadline))
-    }
-
-    /// [`recv`](Self::recv) without waiting: [`RecvError::Empty`].
-    pub fn try_recv(&mut self) -> Result<T, RecvError> {
-        self.recv_with(Block::Never)
-    }
-
     fn recv_with(&mut self, block: Block) -> Result<T, RecvError> {
         let mut value = T::zeroed();
         let len = self.rx.copy(bytemuck::bytes_of_mut(&mut value), block)?;
