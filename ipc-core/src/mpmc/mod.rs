@@ -46,12 +46,14 @@
 //! A handle that loses a race for a slot (its claim CAS fails, or the slot
 //! at the hint is claimed already) spins a little before it looks again,
 //! twice as long each time up to 64 pause instructions (crossbeam's
-//! `Backoff` does the same), and helps move the hint on only if the hint
-//! still names that slot after the spin. Without this the losers pulled the
-//! hint's and the stamps' cache lines away from the winner between its
-//! claim and its move of the hint, once per message: two producers on two
-//! cores filled a queue at 5 M messages/s against the 50–75 M/s they reach
-//! with it (and `ArrayQueue`'s 100–140 M/s).
+//! `Backoff` does the same; after 64 lost races in one call it spins no
+//! more, so a hostile peer meets the retry bound as soon as it did without
+//! it), and helps move the hint on only if the hint still names that slot
+//! after the spin. Without this the losers pulled the hint's and the
+//! stamps' cache lines away from the winner between its claim and its
+//! move of the hint, once per message: two producers on two cores filled
+//! a queue at 5 M messages/s against the 50–75 M/s they reach with it (and
+//! `ArrayQueue`'s 100–140 M/s).
 //!
 //! # A participant that dies mid-operation
 //! A handle that finds the queue stuck on a slot another participant holds
@@ -171,10 +173,9 @@ pub(crate) fn validate_layout(layout: &crate::Layout) -> Result<(), &'static str
 /// changing before it reports corruption. Legitimate contention between
 /// any number of processes makes progress on every retry (some other
 /// participant's claim succeeded), so this is never reached by correct
-/// peers; a hostile one flipping words cannot keep a call spinning. With
-/// the contention backoff (at most 64 pause instructions a retry) such a
-/// call gives up within some 2^26 pauses: well under a second on the
-/// machines measured, a few seconds where a pause is slow.
+/// peers; a hostile one flipping words cannot keep a call spinning. The
+/// contention backoff adds at most [`Contention::MAX_ROUNDS`] spins to
+/// that (see there).
 const MAX_ATTEMPTS: u32 = 1 << 20;
 
 /// How long a handle watches the queue stuck on another participant's slot
@@ -513,25 +514,33 @@ impl Ring {
 /// claim and moves the hint on without the loser taking the lines from it.
 #[derive(Default)]
 struct Contention {
-    /// log2 of the pause instructions of the next spin.
-    step: u32,
+    /// Races lost in this call so far.
+    rounds: u32,
 }
 
 impl Contention {
     /// log2 of the longest spin: 64 pauses, crossbeam's `Backoff` limit.
     /// (With 16, two producers filled a queue at a third of the rate.)
     const MAX_STEP: u32 = 6;
+    /// Lost races after which a call spins no more: some 4,000 pauses in
+    /// all (about 100 µs where a pause takes 25 ns, as on the AMD EPYC
+    /// measured). Legitimate contention rarely beats a handle that often in
+    /// one call; a hostile peer flipping stamps then meets [`MAX_ATTEMPTS`]
+    /// as soon as it would without the backoff, instead of after 2^26
+    /// pauses (1.7 s there).
+    const MAX_ROUNDS: u32 = 64;
 
     #[inline]
     fn spin(&mut self) {
+        if self.rounds >= Self::MAX_ROUNDS {
+            return;
+        }
         // Loom explores interleavings, not time: nothing to wait for there.
         #[cfg(not(ipc_core_loom))]
-        for _ in 0..1u32 << self.step {
+        for _ in 0..1u32 << self.rounds.min(Self::MAX_STEP) {
             core::hint::spin_loop();
         }
-        if self.step < Self::MAX_STEP {
-            self.step += 1;
-        }
+        self.rounds += 1;
     }
 }
 
