@@ -685,10 +685,14 @@ impl Producer {
         if ring.buf.is_poisoned() {
             return Err(SendError::Corrupted(Corruption::LOST));
         }
-        if self
-            .consumers
-            .peers_gone(&ring.control().lifecycle, &ring.members, Role::Consumer)
-        {
+        // `self.ring`, not the copy `ring`: borrowing the copy made the
+        // compiler store all of it on the stack in every call, a few ns on
+        // the round trip's critical path.
+        if self.consumers.peers_gone(
+            &self.ring.control().lifecycle,
+            &self.ring.members,
+            Role::Consumer,
+        ) {
             // Whatever a batch withholds becomes visible, for a consumer
             // that attaches later.
             self.publish();
@@ -1293,10 +1297,12 @@ impl Consumer {
             if ring.buf.is_poisoned() {
                 return corrupted(Corruption::LOST.what, 0);
             }
-            if !self
-                .producers
-                .peers_gone(&ring.control().lifecycle, &ring.members, Role::Producer)
-            {
+            // `self.ring`, not the copy: see `Producer::try_reserve_record`.
+            if !self.producers.peers_gone(
+                &self.ring.control().lifecycle,
+                &self.ring.members,
+                Role::Producer,
+            ) {
                 return Err(RecvError::Empty);
             }
             // A producer publishes everything before it leaves, and its
