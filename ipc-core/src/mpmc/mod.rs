@@ -535,11 +535,14 @@ impl Contention {
         if self.rounds >= Self::MAX_ROUNDS {
             return;
         }
+        let pauses = 1u32 << self.rounds.min(Self::MAX_STEP);
         // Loom explores interleavings, not time: nothing to wait for there.
         #[cfg(not(ipc_core_loom))]
-        for _ in 0..1u32 << self.rounds.min(Self::MAX_STEP) {
+        for _ in 0..pauses {
             core::hint::spin_loop();
         }
+        #[cfg(ipc_core_loom)]
+        let _ = pauses;
         self.rounds += 1;
     }
 }
