@@ -887,6 +887,9 @@ impl Producer {
                     return Err(SendError::Full);
                 }
                 _ => {
+                    // Relaxed: only whether the hint moved on meanwhile (then
+                    // the stamp was a later lap's, not corruption); nothing
+                    // is read through it.
                     if tail.load(Ordering::Relaxed) == position {
                         return Err(SendError::Corrupted(Corruption::new(
                             "impossible stamp at the tail",
@@ -1362,6 +1365,7 @@ impl Consumer {
                     return Err(RecvError::Empty);
                 }
                 _ => {
+                    // Relaxed: as for `tail` in `Producer::claim`.
                     if head.load(Ordering::Relaxed) == position {
                         return Err(RecvError::Corrupted(Corruption::new(
                             "impossible stamp at the head",

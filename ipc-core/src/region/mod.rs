@@ -684,7 +684,8 @@ pub fn remove_stale_shm(name: &str) -> Result<bool> {
     let persistent = match header.header().probe()? {
         Probe::Ready(published) => published.flags & FLAG_PERSISTENT != 0,
         // Our magic, never published: its creator died while making it
-        // (a live creator would hold its shared lock).
+        // (a live creator would hold its shared lock). Relaxed: nothing is
+        // read through the magic; it only names the object as ours.
         Probe::Pending if header.header().magic.load(Ordering::Relaxed) == MAGIC => false,
         Probe::Pending => return Err(Error::NotOurs { found_magic: 0 }),
     };
@@ -813,6 +814,8 @@ impl Region {
     /// zeroes (see [`Error::Poisoned`]). Always false for anonymous regions
     /// and sealed memfds, which nobody can shrink.
     pub fn is_poisoned(&self) -> bool {
+        // Relaxed: as in `Bytes::is_poisoned`, a flag this process's SIGBUS
+        // handler raises once.
         self.poison_flag().load(Ordering::Relaxed)
     }
 

@@ -349,6 +349,7 @@ impl Ring {
                 Err(holder) => return Err(Token(holder)),
             }
         }
+        // Relaxed: the holder is only named in the error.
         Err(Token(word.load(Ordering::Relaxed)))
     }
 
