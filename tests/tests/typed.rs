@@ -210,12 +210,21 @@ fn opening_as_another_type_or_codec_fails_in_the_other_process_naming_both() {
 /// Messages no `Record` encodes to (bincode 2, standard configuration:
 /// varint integers, a length before each string and vector, a variant
 /// index before each enum), and a word of the reason each gives.
-const UNDECODABLE: [(&[u8], &str); 5] = [
+const UNDECODABLE: [(&[u8], &str); 8] = [
     (&[], "UnexpectedEnd"),
     // producer 0, seq 0, then a 2-byte label that is not UTF-8.
     (&[0, 0, 2, 0xff, 0xfe, 0, 0], "Utf8"),
-    // A label longer than the message (2^31 - 1 bytes).
-    (&[0, 0, 0xfc, 0xff, 0xff, 0xff, 0x7f], "2147483647"),
+    // Labels longer than the message: 2^31 - 1 bytes (which `calloc`
+    // would grant lazily), 2^40 (which it refuses: an unbounded decoder
+    // aborts the process), 2^63 and 2^64 - 1 (a capacity overflow panic).
+    // A claim is checked against the message before anything is allocated.
+    (&[0, 0, 0xfc, 0xff, 0xff, 0xff, 0x7f], "LimitExceeded"),
+    (&[0, 0, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0], "LimitExceeded"),
+    (&[0, 0, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x80], "LimitExceeded"),
+    (
+        &[0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        "LimitExceeded",
+    ),
     // Empty label and values, then variant 9 of a 4-variant enum.
     (&[0, 0, 0, 0, 9], "variant index"),
     // A whole record (all zero, `Kind::Heartbeat`), then one byte more.

@@ -81,6 +81,56 @@ pub struct Serde;
 #[cfg(feature = "serde")]
 pub(crate) const BINCODE: &str = "serde with bincode 2.0.1 (standard config)";
 
+/// The most memory a decoded value may claim per byte of its encoding.
+///
+/// bincode counts claims against a configured limit before it allocates:
+/// a string or byte buffer claims its length (at least one byte each in the
+/// encoding), an integer its size in memory (a `u128` claims 16 bytes for a
+/// varint of 1). So no message a sender encoded claims more than 16 bytes
+/// per encoded byte, and a hostile length prefix claiming more than that is
+/// refused before anything is allocated.
+#[cfg(feature = "serde")]
+const CLAIM_PER_BYTE: usize = 16;
+
+/// `1 << bits`, or `usize::MAX` where that does not fit.
+#[cfg(feature = "serde")]
+const fn limit(bits: u32) -> usize {
+    if bits < usize::BITS {
+        1 << bits
+    } else {
+        usize::MAX
+    }
+}
+
+/// Decodes one `T` from `bytes` (a whole message), with what it may claim
+/// bounded by the message's own length: at most [`CLAIM_PER_BYTE`] times
+/// it, rounded up to a power of 16 (the limit is a const generic, so each
+/// power is a separate instantiation; 16 apart keeps them few). Returns the
+/// value and the bytes it used.
+#[cfg(feature = "serde")]
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    let claim = bytes.len().saturating_mul(CLAIM_PER_BYTE);
+    macro_rules! bounded_by_the_first_limit_above_claim {
+        ($($bits:literal)*) => {$(
+            if claim <= limit($bits) {
+                let config = bincode::config::standard().with_limit::<{ limit($bits) }>();
+                return bincode::serde::decode_from_slice(bytes, config);
+            }
+        )*};
+    }
+    bounded_by_the_first_limit_above_claim!(16 20 24 28 32 36 40 44 48);
+    Err(bincode::error::DecodeError::LimitExceeded)
+}
+
+/// The configuration messages are encoded with (decoding adds a limit,
+/// which does not change the encoding).
+#[cfg(feature = "serde")]
+pub(crate) fn encoding() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
 #[cfg(feature = "serde")]
 impl<T> Codec<T> for Serde
 where
@@ -147,5 +197,82 @@ impl<T: bytemuck::Pod> Codec<T> for Pod {
                 std::any::type_name::<T>()
             ),
         })
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+    use bincode::error::DecodeError;
+
+    fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, encoding()).unwrap()
+    }
+
+    #[test]
+    fn every_encoding_decodes_within_its_bound() {
+        // The most claimed per encoded byte: a `u128` of 0 claims 16 bytes
+        // for one; a char 4. Lengths on both sides of each limit: a factor
+        // below 16 refuses the 8192-byte vector of u128.
+        for count in [0, 1, 100, 4093, 4094, 8000, 8189, 8190, 70_000, 1 << 20] {
+            let wide = vec![0u128; count];
+            let bytes = encode(&wide);
+            let (back, used) = decode::<Vec<u128>>(&bytes).unwrap();
+            assert_eq!((back, used), (wide, bytes.len()), "{count} u128");
+
+            let chars = vec!['a'; count];
+            let bytes = encode(&chars);
+            assert_eq!(decode::<Vec<char>>(&bytes).unwrap().0, chars);
+
+            let text = "é".repeat(count);
+            let bytes = encode(&text);
+            assert_eq!(decode::<String>(&bytes).unwrap().0, text);
+        }
+    }
+
+    #[test]
+    fn a_length_claiming_more_than_the_message_is_refused_before_allocating() {
+        // A varint marker (253: 8 bytes follow), then the claimed length.
+        for claimed in [1u64 << 31, 1 << 40, 1 << 63, u64::MAX] {
+            let mut bytes = vec![253];
+            bytes.extend_from_slice(&claimed.to_le_bytes());
+            // serde's own `Vec` visitor caps what it reserves; it reads
+            // element by element and runs out of message.
+            assert!(decode::<Vec<u8>>(&bytes).is_err());
+            // Strings and byte buffers are allocated whole by bincode.
+            for result in [
+                decode::<String>(&bytes).map(drop),
+                decode::<serde_bytes_like::ByteBuf>(&bytes).map(drop),
+                decode::<std::path::PathBuf>(&bytes).map(drop),
+                decode::<Box<str>>(&bytes).map(drop),
+            ] {
+                assert!(
+                    matches!(result, Err(DecodeError::LimitExceeded)),
+                    "{claimed}: {result:?}"
+                );
+            }
+        }
+    }
+
+    /// A byte buffer as serde_bytes would give it (`deserialize_byte_buf`).
+    mod serde_bytes_like {
+        #[derive(Debug)]
+        pub struct ByteBuf;
+
+        impl<'de> serde::Deserialize<'de> for ByteBuf {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl serde::de::Visitor<'_> for Visitor {
+                    type Value = ByteBuf;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_byte_buf<E>(self, _: Vec<u8>) -> Result<ByteBuf, E> {
+                        Ok(ByteBuf)
+                    }
+                }
+                d.deserialize_byte_buf(Visitor)
+            }
+        }
     }
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "pod")]
 use super::codec::Pod;
-use super::codec::{Bytes, Codec};
 #[cfg(feature = "serde")]
-use super::codec::{Serde, BINCODE};
+use super::codec::{self, Serde, BINCODE};
+use super::codec::{Bytes, Codec};
 #[cfg(any(feature = "serde", feature = "pod"))]
 use super::errors::SendError;
 use super::errors::{RecvError, SendFailure};
@@ -448,11 +448,6 @@ typed_calls!(
 // serde, with bincode
 
 #[cfg(feature = "serde")]
-fn bincode_config() -> bincode::config::Configuration {
-    bincode::config::standard()
-}
-
-#[cfg(feature = "serde")]
 impl<T> Sender<T, Serde>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
@@ -462,7 +457,7 @@ where
     fn send_with(&mut self, value: T, block: Block) -> Result<(), SendError<T>> {
         let fail = |value, failure| Err(SendError { value, failure });
         let mut size = bincode::enc::write::SizeWriter::default();
-        if let Err(e) = bincode::serde::encode_into_writer(&value, &mut size, bincode_config()) {
+        if let Err(e) = bincode::serde::encode_into_writer(&value, &mut size, codec::encoding()) {
             return fail(value, SendFailure::Encode(e.to_string()));
         }
         let len = size.bytes_written;
@@ -470,7 +465,7 @@ where
             Ok(grant) => grant,
             Err(e) => return fail(value, e.into()),
         };
-        match bincode::serde::encode_into_slice(&value, &mut grant, bincode_config()) {
+        match bincode::serde::encode_into_slice(&value, &mut grant, codec::encoding()) {
             Ok(written) if written == len => {}
             Ok(written) => {
                 // Serialize was not deterministic (the two passes disagree);
@@ -507,7 +502,7 @@ where
             type_name: std::any::type_name::<T>(),
             reason: format!("{reason} ({BINCODE})"),
         };
-        match bincode::serde::decode_from_slice::<T, _>(bytes, bincode_config()) {
+        match codec::decode::<T>(bytes) {
             Ok((value, used)) if used == len => Ok(value),
             Ok((_, used)) => Err(decode_error(format!(
                 "{} bytes left over after the value",
