@@ -2,6 +2,8 @@
 //! codec describes its messages for the region header (see
 //! [`MessageType`]).
 
+#[cfg(feature = "serde")]
+use super::nesting::Bounded;
 use crate::layout::MessageType;
 use crate::Error;
 
@@ -72,6 +74,12 @@ fn describe<T>(codec: &str) -> MessageType {
 
 /// Messages of a `serde` type, encoded with bincode 2.0.1's standard
 /// configuration (varint integers, little-endian).
+///
+/// Decoding trusts nothing a peer wrote: a length prefix may claim at most
+/// 16 bytes of memory per byte of its message (more is refused before
+/// anything is allocated), and a message may nest at most 128 levels deep
+/// (deeper is refused before the stack runs out). Either is a
+/// [`RecvError::Decode`](super::RecvError::Decode), and the channel goes on.
 #[cfg(feature = "serde")]
 #[derive(Clone, Copy, Debug)]
 pub struct Serde;
@@ -105,8 +113,9 @@ const fn limit(bits: u32) -> usize {
 /// Decodes one `T` from `bytes` (a whole message), with what it may claim
 /// bounded by the message's own length: at most [`CLAIM_PER_BYTE`] times
 /// it, rounded up to a power of 16 (the limit is a const generic, so each
-/// power is a separate instantiation; 16 apart keeps them few). Returns the
-/// value and the bytes it used.
+/// power is a separate instantiation; 16 apart keeps them few), and its
+/// nesting by [`MAX_DEPTH`](super::nesting::MAX_DEPTH). Returns the value
+/// and the bytes it used.
 #[cfg(feature = "serde")]
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
@@ -116,7 +125,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         ($($bits:literal)*) => {$(
             if claim <= limit($bits) {
                 let config = bincode::config::standard().with_limit::<{ limit($bits) }>();
-                return bincode::serde::decode_from_slice(bytes, config);
+                return bincode::serde::seed_decode_from_slice(Bounded::new(), bytes, config);
             }
         )*};
     }
@@ -252,6 +261,84 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Recursive types of every shape serde recurses through: an enum's
+    /// newtype variant, a sequence, an option inside a newtype struct.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    enum Nest {
+        End,
+        More(Box<Nest>),
+    }
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Tree {
+        kids: Vec<Tree>,
+    }
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Chain(Option<Box<Chain>>);
+
+    fn nest(depth: usize) -> Nest {
+        (0..depth).fold(Nest::End, |inner, _| Nest::More(Box::new(inner)))
+    }
+
+    /// Decodes on a thread with a small stack, as a receiver's may be.
+    fn decode_on_small_stack<T>(bytes: Vec<u8>) -> Result<T, DecodeError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || decode::<T>(&bytes).map(|(value, _)| value))
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_message_nesting_deeper_than_the_bound_is_refused_without_exhausting_the_stack() {
+        // One byte a level: 10^5 levels would need megabytes of stack.
+        let levels = 100_000;
+        let mut deep_enum = vec![1u8; levels];
+        deep_enum.push(0);
+        let deep_seq = vec![1u8; levels];
+        let deep_option = vec![1u8; levels];
+        let refused = [
+            decode_on_small_stack::<Nest>(deep_enum).map(drop),
+            decode_on_small_stack::<Tree>(deep_seq).map(drop),
+            decode_on_small_stack::<Chain>(deep_option).map(drop),
+        ];
+        for result in refused {
+            let reason = result.unwrap_err().to_string();
+            assert!(reason.contains("nests deeper than 128"), "{reason}");
+        }
+        // Below the bound, all is decoded.
+        let bytes = encode(&nest(100));
+        assert_eq!(decode_on_small_stack::<Nest>(bytes).unwrap(), nest(100));
+    }
+
+    #[test]
+    fn the_bounded_decoder_decodes_what_the_plain_one_does() {
+        // `IpAddr` is encoded one way for human-readable formats and
+        // another for bincode: the wrapper must say which it is.
+        let addresses: Vec<std::net::IpAddr> = vec![[127, 0, 0, 1].into(), [0xfe80u16; 8].into()];
+        let bytes = encode(&addresses);
+        assert_eq!(
+            decode::<Vec<std::net::IpAddr>>(&bytes).unwrap().0,
+            addresses
+        );
+        let map: std::collections::BTreeMap<String, (Option<u8>, char)> =
+            [("a".into(), (Some(1), 'x')), ("b".into(), (None, 'é'))].into();
+        let bytes = encode(&map);
+        assert_eq!(
+            decode::<std::collections::BTreeMap<String, (Option<u8>, char)>>(&bytes).unwrap(),
+            (map, bytes.len())
+        );
+        let borrowed: (String, Vec<u8>, [u16; 3], ()) = ("text".into(), vec![1, 2], [7, 8, 9], ());
+        let bytes = encode(&borrowed);
+        assert_eq!(
+            decode::<(String, Vec<u8>, [u16; 3], ())>(&bytes).unwrap().0,
+            borrowed
+        );
     }
 
     /// A byte buffer as serde_bytes would give it (`deserialize_byte_buf`).

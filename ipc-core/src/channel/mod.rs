@@ -161,6 +161,8 @@ use crate::{mpmc, spsc, Error, Region, RegionOptions};
 mod codec;
 mod ends;
 mod errors;
+#[cfg(feature = "serde")]
+mod nesting;
 #[cfg(all(test, feature = "serde", feature = "pod"))]
 mod tests;
 
