@@ -252,12 +252,7 @@ impl Signal {
         ready: impl Fn() -> bool,
         timeout: Duration,
     ) {
-        // Relaxed: ordered against the notifier's load by the barrier pair.
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
-        // After the count, so a reaper never uncounts what was not counted.
-        if let Some(mark) = mark {
-            mark.add();
-        }
+        self.announce(mark);
         let barrier_held = barrier::heavy();
         // Acquire: pairs with the Release increment in `wake`.
         let seq = self.seq.load(Ordering::Acquire);
@@ -282,13 +277,34 @@ impl Signal {
                 }
             }
         }
-        // The mark first, then the count (as above). A mark a reaper took
-        // (it judged this participant dead: a thread left sleeping by a
-        // handle since dropped) was uncounted by that reaper.
+        self.retire(mark);
+    }
+
+    /// Counts a sleeper in, then marks it: in that order, so a reaper never
+    /// uncounts what was not counted (see the module docs).
+    pub(crate) fn announce(&self, mark: Option<Mark<'_>>) {
+        // Relaxed: ordered against the notifier's load by the barrier pair.
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        if let Some(mark) = mark {
+            mark.add();
+        }
+    }
+
+    /// Undoes [`announce`](Self::announce): the mark first, then the count.
+    /// A mark a reaper took (it judged this participant dead: a thread left
+    /// sleeping by a handle since dropped) was uncounted by that reaper.
+    fn retire(&self, mark: Option<Mark<'_>>) {
         if mark.is_none_or(Mark::remove) {
             // Relaxed: only a count.
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// The sleepers counted now, for loom models' checks.
+    #[cfg(all(test, ipc_core_loom))]
+    pub(crate) fn sleepers(&self) -> u32 {
+        // Relaxed: read once every thread has been joined.
+        self.sleepers.load(Ordering::Relaxed)
     }
 }
 

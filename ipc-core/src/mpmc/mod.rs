@@ -1422,6 +1422,15 @@ impl Consumer {
         let member = unsafe { core::ptr::read(&this.member) };
         member.hold.die();
     }
+
+    /// The process dies asleep in a receive: counted as a sleeper on the
+    /// data signal, never to uncount itself. For loom models.
+    #[cfg(all(test, ipc_core_loom))]
+    pub(crate) fn die_asleep(self) {
+        let ready = self.data_ready();
+        ready.signal().announce(ready.mark());
+        self.die();
+    }
 }
 
 impl Drop for Consumer {

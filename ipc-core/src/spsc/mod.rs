@@ -1113,6 +1113,15 @@ impl Consumer {
         member.hold.die();
     }
 
+    /// The process dies asleep in a receive: counted as a sleeper on the
+    /// data signal, never to uncount itself. For loom models.
+    #[cfg(all(test, ipc_core_loom))]
+    pub(crate) fn die_asleep(self) {
+        let ready = self.data_ready();
+        ready.signal().announce(ready.mark());
+        self.die();
+    }
+
     /// Largest message this ring carries, in bytes.
     pub fn max_message(&self) -> usize {
         self.ring.max_message as usize
