@@ -551,6 +551,10 @@ impl HeldLock {
 impl Drop for HeldLock {
     fn drop(&mut self) {
         if self.in_this_process() {
+            // Under the gate, as the listing: a fork between unlisting and
+            // closing would hand the child the lock; closing first would let
+            // a child close whatever reused the number.
+            let _no_fork = ForkGate::enter();
             forget_in_forked_children(self.fork_slot);
             // SAFETY: `fd` was opened by `hold_lock` for this lock alone and
             // is closed once, here, in the process that opened it.
@@ -580,7 +584,9 @@ fn flock_at(kind: libc::c_short, offset: u64) -> nix::Result<libc::flock> {
 pub(crate) fn hold_lock(fd: RawFd, offset: u64) -> nix::Result<HeldLock> {
     let number = u32::try_from(fd).map_err(|_| Errno::EBADF)?;
     let path = ProcPath::own_fd(number);
-    let (owned, fork_slot) = {
+    let lock = flock_at(libc::F_WRLCK as libc::c_short, offset)?;
+    // Dropped (on failure) only once out of the gate: its drop enters it.
+    let held = {
         let _no_fork = ForkGate::enter();
         // SAFETY: `path` is a NUL-terminated string on our stack.
         let own = unsafe { libc::open(path.as_c_str().as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
@@ -589,26 +595,21 @@ pub(crate) fn hold_lock(fd: RawFd, offset: u64) -> nix::Result<HeldLock> {
         }
         // SAFETY: just opened, owned here until handed to `HeldLock`.
         let owned = unsafe { OwnedFd::from_raw_fd(own) };
-        let slot = close_in_forked_children(own).ok_or(Errno::EMFILE)?;
-        (owned, slot)
+        let fork_slot = close_in_forked_children(own).ok_or(Errno::EMFILE)?;
+        HeldLock {
+            fd: std::os::fd::IntoRawFd::into_raw_fd(owned),
+            pid: current_pid(),
+            fork_slot,
+        }
     };
-    let unlisted = |e| {
-        forget_in_forked_children(fork_slot);
-        e
-    };
-    let lock = flock_at(libc::F_WRLCK as libc::c_short, offset).map_err(unlisted)?;
     // SAFETY: F_OFD_SETLK reads one valid `flock`.
-    Errno::result(unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_OFD_SETLK, &lock) })
-        .map_err(unlisted)?;
-    Ok(HeldLock {
-        fd: std::os::fd::IntoRawFd::into_raw_fd(owned),
-        pid: current_pid(),
-        fork_slot,
-    })
+    Errno::result(unsafe { libc::fcntl(held.fd, libc::F_OFD_SETLK, &lock) })?;
+    Ok(held)
 }
 
 /// Keeps `fork` out of the few instructions between opening a participant
-/// fd and listing it for closing in children. Registrations count
+/// fd and listing it for closing in children, and between unlisting it and
+/// closing it (`HeldLock::drop`). Registrations (and drops) count
 /// themselves in; the `pthread_atfork` prepare handler raises `FORKING` and
 /// waits for the count to drain; the parent and child handlers lower it.
 /// (A Dekker pair: each side stores, then loads the other's word, both
@@ -910,6 +911,72 @@ mod tests {
         assert_eq!(own_proc_stat().map(|s| s.start_time), Some(stat.start_time));
         assert_ne!(pid_namespace(), 0);
     }
+
+    /// Participant locks taken and dropped on one thread while another
+    /// forks: no child ever keeps a lock's fd (it would keep the lock, and
+    /// a participant that left or died would look alive). Each child counts
+    /// the fds it has on the locked file and exits with that count: only
+    /// the test's own fd may be left.
+    #[test]
+    fn a_lock_dropped_while_forking_is_never_kept_by_a_child() {
+        const FORKS: usize = 2000;
+        let file = memfd::memfd_create(c"held-lock-fork", MFdFlags::MFD_CLOEXEC).unwrap();
+        let target = stat::fstat(&file).unwrap();
+        let fd = file.as_raw_fd();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut cycles = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // EAGAIN while a child that kept a copy lives.
+                    match hold_lock(fd, LOCK_OFFSET) {
+                        Ok(held) => drop(held),
+                        Err(Errno::EAGAIN) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    cycles += 1;
+                }
+                cycles
+            })
+        };
+        let mut kept = 0;
+        for _ in 0..FORKS {
+            // SAFETY: the child makes only system calls (no allocation, no
+            // lock) and leaves with `_exit`.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork: {}", Errno::last());
+            if pid == 0 {
+                let mut count = 0;
+                for fd in 0..1024 {
+                    // SAFETY: `st` is written by a successful `fstat` only.
+                    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+                    // SAFETY: fstat of any number is harmless; EBADF if closed.
+                    let found = unsafe { libc::fstat(fd, &mut st) } == 0;
+                    if found && st.st_ino == target.st_ino && st.st_dev == target.st_dev {
+                        count += 1;
+                    }
+                }
+                // SAFETY: leaves the child without running the parent's
+                // exit handlers or destructors.
+                unsafe { libc::_exit(count) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(libc::WIFEXITED(status), "child status {status:#x}");
+            if libc::WEXITSTATUS(status) != 1 {
+                kept += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let cycles = churn.join().unwrap();
+        println!("{FORKS} forks while {cycles} locks were taken and dropped: {kept} children kept a lock's fd");
+        assert_eq!(kept, 0);
+    }
+
+    /// A lock byte of the test above: any will do.
+    const LOCK_OFFSET: u64 = 1 << 40;
 
     #[test]
     fn huge_page_size_is_read_from_meminfo() {
