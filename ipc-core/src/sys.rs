@@ -835,6 +835,12 @@ pub(crate) fn restore_default_sigbus() {
     unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
 }
 
+/// Sends `SIGBUS` to the calling thread. Async-signal-safe.
+pub(crate) fn raise_sigbus() {
+    // SAFETY: raise is async-signal-safe and takes a signal number.
+    unsafe { libc::raise(libc::SIGBUS) };
+}
+
 /// Hands a signal to the action that was installed before ours: calls its
 /// handler, or, for the default and ignore dispositions, restores the
 /// default so that the faulting access, restarted, takes it.

@@ -32,6 +32,12 @@
 //!   `bytes` bytes (e.g. in a tmpfs too small for it), print `OK <len>`.
 //! - `shrink <shm|file> <name-or-path>`: a hostile peer: open the object
 //!   without this library and truncate it to 0 bytes.
+//! - `forged-sigbus <name> <inherited|default>`: create a raw shm region
+//!   (with `default`, after setting `SIGBUS` to its default action), then
+//!   send itself a queued `SIGBUS` (`SI_QUEUE`, as `sigqueue` sends it)
+//!   whose address lies in the region, then a plain `kill -BUS`; after
+//!   each, the region must not be poisoned; then truncate the object: the
+//!   read after must report `Poisoned` (the guard still stands).
 //! - `receive-fds <socket-fd>`: count this process's open fds, receive a
 //!   region with `receive_fd`, drop it, count again: `OK <before> <after>`.
 
@@ -132,6 +138,7 @@ fn main() {
                 .unwrap_or_else(|e| fail(&format!("truncating {path}: {e}")));
             println!("OK");
         }
+        ["forged-sigbus", name, previous] => forged_sigbus(name, previous),
         ["receive-fds", fd] => {
             // SAFETY: as in `memfd_reply`.
             let socket = unsafe { UnixStream::from_raw_fd(parse(fd)) };
@@ -269,4 +276,74 @@ fn parse_octal(text: &str) -> u32 {
 fn fail(message: &str) -> ! {
     eprintln!("region-peer: {message}");
     exit(2)
+}
+
+fn forged_sigbus(name: &str, previous: &str) {
+    if previous == "default" {
+        // SAFETY: restores a default action, before any thread is started.
+        unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    }
+    let region = RegionOptions::new()
+        .size(1 << 16)
+        .create_shm(name)
+        .unwrap_or_else(|e| fail(&format!("creating {name}: {e}")));
+    const AT: u64 = 40_000;
+    region.write_at(AT, b"before").unwrap();
+    let unharmed = |after: &str| {
+        let mut buf = [0u8; 6];
+        match region.read_at(AT, &mut buf) {
+            Ok(()) if &buf == b"before" && !region.is_poisoned() => {}
+            other => {
+                println!("ERR poisoned after {after}: {other:?}");
+                exit(0)
+            }
+        }
+    };
+    // A queued SIGBUS whose address names the region. Another process can
+    // send one with `sigqueue` (the kernel lets it choose any negative
+    // `si_code`, never a fault's); to ourselves the syscall is simplest.
+    // SAFETY: siginfo_t is plain data; all-zero is valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = libc::SIGBUS;
+    info.si_code = libc::SI_QUEUE;
+    let address = region.data_ptr().as_ptr() as usize + AT as usize;
+    // SAFETY: the union after the three ints and their padding (offset 16
+    // on 64-bit Linux) is where a handler reads `si_addr`.
+    unsafe {
+        std::ptr::from_mut(&mut info)
+            .cast::<u8>()
+            .add(16)
+            .cast::<usize>()
+            .write_unaligned(address)
+    };
+    // SAFETY: a valid siginfo for our own thread.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            libc::gettid(),
+            libc::SIGBUS,
+            &info,
+        )
+    };
+    if sent != 0 {
+        fail(&format!(
+            "rt_tgsigqueueinfo: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    unharmed("a queued SIGBUS naming the region");
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGBUS).unwrap();
+    unharmed("a plain SIGBUS");
+    let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| fail(&format!("opening {path}: {e}")));
+    file.set_len(0).unwrap();
+    let mut buf = [0u8; 6];
+    match region.read_at(AT, &mut buf) {
+        Err(Error::Poisoned { .. }) => println!("OK"),
+        other => println!("ERR after truncation: {other:?}"),
+    }
 }
