@@ -3,7 +3,10 @@
 //! Touching a page of a `MAP_SHARED` mapping past the end of its object
 //! raises `SIGBUS`, which kills the process. A sealed memfd cannot shrink and
 //! an anonymous region has no object anyone else can resize, but a POSIX shm
-//! object or a file can be truncated by any process allowed to write it.
+//! object or a file can be truncated by any process allowed to write it, and
+//! a hugetlb memfd can lose pages to a hole punched by any holder of its fd
+//! (the seals allow it: it is not a shrink), which a fault cannot refill
+//! once the pool of huge pages is empty.
 //! Regions over those are *guarded*: their address range is listed in a
 //! fixed table, and a `SIGBUS` handler (installed once, the first time a
 //! guarded region is made) that finds the faulting address in it maps

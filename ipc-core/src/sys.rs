@@ -187,6 +187,21 @@ pub(crate) fn is_sealed_against_shrink(fd: BorrowedFd<'_>) -> nix::Result<bool> 
     }
 }
 
+/// Whether the object behind `fd` lives on hugetlbfs (a `MFD_HUGETLB`
+/// memfd): its pages can be taken away by punching a hole, which no seal
+/// but a write seal forbids, and a fault on a hole with no free huge page
+/// left is a `SIGBUS`. A failed `fstatfs` counts as hugetlb (guard rather
+/// than trust).
+pub(crate) fn is_hugetlb(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: statfs is plain data; all-zero is a valid value to overwrite.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes one `statfs` for a valid fd.
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } != 0 {
+        return true;
+    }
+    fs.f_type == libc::HUGETLBFS_MAGIC
+}
+
 /// What `fstat` says of the object behind an fd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FileInfo {

@@ -734,8 +734,8 @@ unsafe impl Sync for Region {}
 impl Region {
     /// Takes over a fresh mapping of `layout.total_size` bytes at `ptr`
     /// (unmapped on drop, errors included). Mappings of objects that others
-    /// may shrink under us (named shm objects, files, unsealed fds) are
-    /// guarded against `SIGBUS` (see [`Region::is_poisoned`]).
+    /// may shrink under us (named shm objects, files, unsealed fds, hugetlb
+    /// memfds) are guarded against `SIGBUS` (see [`Region::is_poisoned`]).
     fn new(
         ptr: NonNull<u8>,
         layout: Layout,
@@ -771,11 +771,15 @@ impl Region {
         Ok(region)
     }
 
-    /// Whether another process could shrink the object behind the mapping.
+    /// Whether another process could shrink the object behind the mapping,
+    /// or take pages from it: a holder of a hugetlb memfd's fd can punch a
+    /// hole (not a shrink, so the seals allow it), and a fault there with
+    /// no free huge page left is a `SIGBUS`.
     fn may_shrink(&self) -> bool {
         match (&self.backing, &self.fd) {
             (Backing::Anonymous | Backing::Memfd, Some(fd)) => {
                 !sys::is_sealed_against_shrink(fd.as_fd()).unwrap_or(false)
+                    || sys::is_hugetlb(fd.as_fd())
             }
             _ => true,
         }
@@ -811,8 +815,10 @@ impl Region {
 
     /// Whether the region's memory was lost: another process shrank the
     /// object behind it, a `SIGBUS` followed, and the mapping now reads as
-    /// zeroes (see [`Error::Poisoned`]). Always false for anonymous regions
-    /// and sealed memfds, which nobody can shrink.
+    /// zeroes (see [`Error::Poisoned`]); or a holder of a hugetlb memfd's fd
+    /// punched a hole in it and no free huge page was left to fill it.
+    /// Always false for other anonymous regions and sealed memfds, which
+    /// nobody can shrink.
     pub fn is_poisoned(&self) -> bool {
         // Relaxed: as in `Bytes::is_poisoned`, a flag this process's SIGBUS
         // handler raises once.
