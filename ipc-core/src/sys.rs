@@ -335,13 +335,81 @@ pub(crate) fn shm_unlink(name: &CStr) -> nix::Result<()> {
     mman::shm_unlink(name)
 }
 
-/// `open` of a regular file, never following a final symbolic link.
+/// `open` of a regular file, following no symbolic link in any component
+/// of `path` (`ELOOP` if there is one): `openat2` with
+/// `RESOLVE_NO_SYMLINKS`, or, where the kernel (before 5.6) or a seccomp
+/// filter refuses `openat2`, a walk one component at a time from an fd of
+/// the directory before it, each checked not to be a link.
 pub(crate) fn open_file(path: &Path, how: OpenHow, mode: u32) -> nix::Result<OwnedFd> {
-    fcntl::open(
-        path,
-        how.flags() | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::from_bits_truncate(mode as libc::mode_t),
-    )
+    let flags = how.flags() | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let mode = Mode::from_bits_truncate(mode as libc::mode_t);
+    match openat2_no_symlinks(path, flags, mode) {
+        Err(Errno::ENOSYS | Errno::EPERM) => open_walking(path, flags, mode),
+        other => other,
+    }
+}
+
+fn openat2_no_symlinks(path: &Path, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open_how is plain data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags.bits() as u64;
+    how.mode = if flags.contains(OFlag::O_CREAT) {
+        mode.bits() as u64
+    } else {
+        0
+    };
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: a NUL-terminated path and a valid `open_how` of the size
+    // passed; the returned fd is ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = Errno::result(fd)?;
+    // SAFETY: a new fd, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// [`open_file`] without `openat2`: each directory on the way is opened
+/// (`O_PATH | O_NOFOLLOW`) relative to the one before and checked not to
+/// be a link, so nothing can swap a link in behind the check.
+fn open_walking(path: &Path, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+    use std::path::Component;
+    let mut components: Vec<Component<'_>> = path.components().collect();
+    let Some(Component::Normal(last)) = components.pop() else {
+        return Err(Errno::EISDIR);
+    };
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let start = if path.is_absolute() { "/" } else { "." };
+    let mut dir = fcntl::open(start, dir_flags, Mode::empty())?;
+    for component in components {
+        let name: &std::ffi::OsStr = match component {
+            Component::RootDir | Component::CurDir => continue,
+            Component::ParentDir => "..".as_ref(),
+            Component::Normal(name) => name,
+            Component::Prefix(_) => return Err(Errno::EINVAL),
+        };
+        let next = fcntl::openat(
+            &dir,
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let st = stat::fstat(&next)?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => dir = next,
+            libc::S_IFLNK => return Err(Errno::ELOOP),
+            _ => return Err(Errno::ENOTDIR),
+        }
+    }
+    fcntl::openat(&dir, last, flags, mode)
 }
 
 /// Removes a file (a region's backing file whose creation failed).
@@ -996,7 +1064,39 @@ mod tests {
         assert_eq!(kept, 0);
     }
 
-    /// A lock byte of the test above: any will do.
+    /// The walk `open_file` falls back on without `openat2` refuses a link
+    /// in any component, as `openat2` does, and opens plain paths.
+    #[test]
+    fn the_walking_open_follows_no_symlink() {
+        let dir = std::env::temp_dir().join(format!("ipc-core-walk-{}", std::process::id()));
+        let real = dir.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("file"), b"x").unwrap();
+        std::os::unix::fs::symlink(&real, dir.join("linked")).unwrap();
+        std::os::unix::fs::symlink(real.join("file"), real.join("link")).unwrap();
+        let rw = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        let open = |path: &Path, flags| open_walking(path, flags, Mode::from_bits_truncate(0o600));
+        assert!(open(&real.join("file"), rw).is_ok());
+        assert!(open(&dir.join("real/../real/./file"), rw).is_ok());
+        for linked in [
+            dir.join("linked/file"),
+            real.join("link"),
+            dir.join("real/../linked/file"),
+        ] {
+            assert_eq!(open(&linked, rw).err(), Some(Errno::ELOOP), "{linked:?}");
+        }
+        let create = rw | OFlag::O_CREAT | OFlag::O_EXCL;
+        assert_eq!(
+            open(&dir.join("linked/new"), create).err(),
+            Some(Errno::ELOOP)
+        );
+        assert!(!real.join("new").exists());
+        assert!(open(&real.join("new"), create).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A lock byte for `a_lock_dropped_while_forking_is_never_kept_by_a_child`:
+    /// any will do.
     const LOCK_OFFSET: u64 = 1 << 40;
 
     #[test]

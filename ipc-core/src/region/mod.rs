@@ -362,8 +362,10 @@ impl RegionOptions {
         Err(Error::Contended { name: name.into() })
     }
 
-    /// Creates a region in a new file at `path` (exclusively, never following
-    /// a symbolic link). The file stays after the region is dropped.
+    /// Creates a region in a new file at `path` (exclusively, following no
+    /// symbolic link in any component of `path`: pass a path without links,
+    /// e.g. `/run`, not `/var/run`). The file stays after the region is
+    /// dropped.
     pub fn create_file(&self, path: impl AsRef<Path>) -> Result<Region> {
         let path = path.as_ref();
         let layout = self.creation_layout()?;
@@ -383,8 +385,8 @@ impl RegionOptions {
         Ok(region)
     }
 
-    /// Opens the region in the file at `path` (never following a symbolic
-    /// link), checking its size before mapping it.
+    /// Opens the region in the file at `path` (following no symbolic link in
+    /// any component of `path`), checking its size before mapping it.
     pub fn open_file(&self, path: impl AsRef<Path>) -> Result<Region> {
         let path = path.as_ref();
         let fd = sys::open_file(path, OpenHow::Existing, 0)
