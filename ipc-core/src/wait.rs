@@ -39,13 +39,15 @@
 //! # A sleeper that dies
 //! A sleeper killed in `FUTEX_WAIT` never takes itself off the count, and
 //! every later notification would pay a `FUTEX_WAKE`. So a sleeper also
-//! counts itself in its participant slot (a [`Mark`], after the signal's
+//! counts itself in its participant slot (a `Mark`, after the signal's
 //! count and removed before it), and whoever reaps a dead participant takes
-//! the marks' total off the signals ([`uncount_dead_sleepers`]). A death
+//! the marks' total off the signals (`uncount_dead_sleepers`). A death
 //! between the two steps leaves the signal counted and unmarked: a leak
 //! (wake-ups for nobody), never an uncounted live sleeper (a lost
 //! wake-up). The marks are cleared with one atomic swap, so two reapers, or
-//! one that dies mid-reap, never take a count off twice.
+//! one that dies mid-reap, never take a count off twice. Until the dead one
+//! is reaped (by a successor attaching in its role, or a blocked peer's
+//! liveness tick), each notification still pays a wake-up.
 //!
 //! # Liveness
 //! A sleeper also wakes every [`LIVENESS_TICK`] to ask whether the peers it
