@@ -42,6 +42,8 @@ mutants=(
   "wait.rs|parked|sleeper's half of the barrier (fence removed)|// SeqCst: see light.\n            crate::sync::fence(crate::sync::Ordering::SeqCst);|// (removed)"
   "wait.rs|parked|sleeper's re-check after counting itself (removed)|if !ready() {|if { let _ = &ready; true } {"
   "wait.rs|parked|sleeper's load of the futex word (Acquire)|let seq = self.seq.load(Ordering::Acquire)|let seq = self.seq.load(Ordering::Relaxed)"
+  "wait.rs|parked|sleeper's mark in its slot (removed)|            mark.add();|            let _ = mark;"
+  "wait.rs|parked|reaper's uncounting of a dead sleeper (removed)|let taken = marks.swap(0, Ordering::Acquire);|let taken = marks.swap(0, Ordering::Acquire) & 0;"
 )
 survivors=0
 for mutant in "${mutants[@]}"; do

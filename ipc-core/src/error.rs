@@ -26,8 +26,8 @@ pub enum Error {
         /// The name or path.
         name: String,
     },
-    /// The path is a symbolic link, which is never followed: whoever can
-    /// write its directory could point it anywhere.
+    /// The path is, or passes through, a symbolic link, which is never
+    /// followed: whoever can write its directory could point it anywhere.
     SymbolicLink {
         /// The path.
         name: String,
@@ -210,7 +210,10 @@ impl fmt::Display for Error {
                 write!(f, "permission denied opening shared region {name:?}")
             }
             Error::SymbolicLink { name } => {
-                write!(f, "{name:?} is a symbolic link, which is never followed")
+                write!(
+                    f,
+                    "{name:?} is or passes through a symbolic link, which is never followed"
+                )
             }
             Error::Untrusted { name, owner, mode } => write!(
                 f,

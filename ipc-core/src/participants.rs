@@ -121,7 +121,12 @@ pub(crate) struct Slot {
     start_time: AtomicU64,
     /// Inode of that process's pid namespace (for people).
     pid_namespace: AtomicU64,
-    reserved: [AtomicU64; 4],
+    reserved: [AtomicU64; 3],
+    /// This participant's threads counted in its ring's signals' sleepers
+    /// (see `wait::Mark`), so a reaper can uncount a dead one's. Not reset
+    /// when the slot is reused: a count left by a previous registration's
+    /// thread is still owed to the signal.
+    sleeping: AtomicU64,
 }
 
 #[cfg(not(ipc_core_loom))] // loom atomics are larger
@@ -136,12 +141,8 @@ impl Slot {
             reserved_0: AtomicU32::new(0),
             start_time: AtomicU64::new(0),
             pid_namespace: AtomicU64::new(0),
-            reserved: [
-                AtomicU64::new(0),
-                AtomicU64::new(0),
-                AtomicU64::new(0),
-                AtomicU64::new(0),
-            ],
+            reserved: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            sleeping: AtomicU64::new(0),
         }
     }
 }
@@ -271,6 +272,13 @@ impl Table {
         // SAFETY: in bounds; slots hold only atomics, which other processes
         // may write concurrently.
         (index < self.count).then(|| unsafe { &*self.slots.as_ptr().add(index) })
+    }
+
+    /// The sleeping marks of slot `index` (see `wait::Mark`), or `None`
+    /// when out of range. Only a reaper holding the slot's `REAPING` claim
+    /// may clear another participant's marks.
+    pub(crate) fn sleeping(&self, index: usize) -> Option<&AtomicU64> {
+        self.slot(index).map(|slot| &slot.sleeping)
     }
 
     /// Registers a participant in the first free slot whose lock it can take.

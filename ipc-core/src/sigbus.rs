@@ -3,7 +3,10 @@
 //! Touching a page of a `MAP_SHARED` mapping past the end of its object
 //! raises `SIGBUS`, which kills the process. A sealed memfd cannot shrink and
 //! an anonymous region has no object anyone else can resize, but a POSIX shm
-//! object or a file can be truncated by any process allowed to write it.
+//! object or a file can be truncated by any process allowed to write it, and
+//! a hugetlb memfd can lose pages to a hole punched by any holder of its fd
+//! (the seals allow it: it is not a shrink), which a fault cannot refill
+//! once the pool of huge pages is empty.
 //! Regions over those are *guarded*: their address range is listed in a
 //! fixed table, and a `SIGBUS` handler (installed once, the first time a
 //! guarded region is made) that finds the faulting address in it maps
@@ -15,7 +18,9 @@
 //!
 //! A `SIGBUS` at any other address goes to the handler that was installed
 //! before ours (Rust's own, for stack overflows), or kills the process as it
-//! would have. A handler installed later by other code, without chaining to
+//! would have. So does one that another process sent (`kill`, `sigqueue`:
+//! `si_code` <= 0), whatever address it names: only a fault the kernel
+//! raised poisons a region, and a sent one leaves the guard in place. A handler installed later by other code, without chaining to
 //! ours, disables the guard. Everything the handler does is
 //! async-signal-safe: atomic loads and stores on a static table, `mmap`,
 //! `sigaction`.
@@ -121,8 +126,17 @@ extern "C" fn on_sigbus(
     info: *mut libc::siginfo_t,
     context: *mut libc::c_void,
 ) {
-    // SAFETY: the kernel hands a valid siginfo to an SA_SIGINFO handler, and
-    // SIGBUS carries a fault address.
+    // SAFETY: the kernel hands a valid siginfo to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    // Only a fault the kernel raised (`si_code > 0`) names an address we
+    // may trust: another process can send `SIGBUS` (`kill`, `sigqueue`)
+    // only with a `si_code` <= 0, and any "address" it likes.
+    if code <= 0 {
+        // SAFETY: the kernel's arguments, unchanged.
+        unsafe { sent_by_a_process(signal, info, context) };
+        return;
+    }
+    // SAFETY: as above; a fault's siginfo carries its address.
     let address = unsafe { (*info).si_addr() } as usize;
     for slot in &SLOTS {
         // Acquire: pairs with the Release store of `len` in `Guard::new`.
@@ -148,5 +162,41 @@ extern "C" fn on_sigbus(
         unsafe { sys::pass_signal_on(previous, signal, info, context) };
     } else {
         sys::restore_default_sigbus();
+    }
+}
+
+/// A `SIGBUS` a process sent: no fault, nothing to repair. The action
+/// before ours decides what it does, as without this library, and ours
+/// stays in place.
+///
+/// # Safety
+/// Called from the handler with the kernel's arguments, unchanged.
+unsafe fn sent_by_a_process(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    match PREVIOUS
+        .get()
+        .map(|previous| (previous, previous.sa_sigaction))
+    {
+        Some((_, libc::SIG_IGN)) => {}
+        Some((previous, handler)) if handler != libc::SIG_DFL => {
+            // SAFETY: the kernel's arguments, passed on unchanged.
+            unsafe { sys::pass_signal_on(previous, signal, info, context) };
+            // A handler that expects a fault to recur may have put the
+            // default back (Rust's does, for all but stack overflows); a
+            // sent signal does not recur, so that would only leave later
+            // faults unguarded.
+            if sys::sigbus_action().is_ok_and(|now| now.sa_sigaction == libc::SIG_DFL) {
+                let _ = sys::set_sigbus_handler(on_sigbus);
+            }
+        }
+        // The default action (death): taken when the handler returns, as
+        // the signal, blocked while it runs, is delivered again.
+        _ => {
+            sys::restore_default_sigbus();
+            sys::raise_sigbus();
+        }
     }
 }

@@ -187,6 +187,21 @@ pub(crate) fn is_sealed_against_shrink(fd: BorrowedFd<'_>) -> nix::Result<bool> 
     }
 }
 
+/// Whether the object behind `fd` lives on hugetlbfs (a `MFD_HUGETLB`
+/// memfd): its pages can be taken away by punching a hole, which no seal
+/// but a write seal forbids, and a fault on a hole with no free huge page
+/// left is a `SIGBUS`. A failed `fstatfs` counts as hugetlb (guard rather
+/// than trust).
+pub(crate) fn is_hugetlb(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: statfs is plain data; all-zero is a valid value to overwrite.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes one `statfs` for a valid fd.
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } != 0 {
+        return true;
+    }
+    fs.f_type == libc::HUGETLBFS_MAGIC
+}
+
 /// What `fstat` says of the object behind an fd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FileInfo {
@@ -320,13 +335,81 @@ pub(crate) fn shm_unlink(name: &CStr) -> nix::Result<()> {
     mman::shm_unlink(name)
 }
 
-/// `open` of a regular file, never following a final symbolic link.
+/// `open` of a regular file, following no symbolic link in any component
+/// of `path` (`ELOOP` if there is one): `openat2` with
+/// `RESOLVE_NO_SYMLINKS`, or, where the kernel (before 5.6) or a seccomp
+/// filter refuses `openat2`, a walk one component at a time from an fd of
+/// the directory before it, each checked not to be a link.
 pub(crate) fn open_file(path: &Path, how: OpenHow, mode: u32) -> nix::Result<OwnedFd> {
-    fcntl::open(
-        path,
-        how.flags() | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::from_bits_truncate(mode as libc::mode_t),
-    )
+    let flags = how.flags() | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let mode = Mode::from_bits_truncate(mode as libc::mode_t);
+    match openat2_no_symlinks(path, flags, mode) {
+        Err(Errno::ENOSYS | Errno::EPERM) => open_walking(path, flags, mode),
+        other => other,
+    }
+}
+
+fn openat2_no_symlinks(path: &Path, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open_how is plain data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags.bits() as u64;
+    how.mode = if flags.contains(OFlag::O_CREAT) {
+        mode.bits() as u64
+    } else {
+        0
+    };
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: a NUL-terminated path and a valid `open_how` of the size
+    // passed; the returned fd is ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = Errno::result(fd)?;
+    // SAFETY: a new fd, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// [`open_file`] without `openat2`: each directory on the way is opened
+/// (`O_PATH | O_NOFOLLOW`) relative to the one before and checked not to
+/// be a link, so nothing can swap a link in behind the check.
+fn open_walking(path: &Path, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+    use std::path::Component;
+    let mut components: Vec<Component<'_>> = path.components().collect();
+    let Some(Component::Normal(last)) = components.pop() else {
+        return Err(Errno::EISDIR);
+    };
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let start = if path.is_absolute() { "/" } else { "." };
+    let mut dir = fcntl::open(start, dir_flags, Mode::empty())?;
+    for component in components {
+        let name: &std::ffi::OsStr = match component {
+            Component::RootDir | Component::CurDir => continue,
+            Component::ParentDir => "..".as_ref(),
+            Component::Normal(name) => name,
+            Component::Prefix(_) => return Err(Errno::EINVAL),
+        };
+        let next = fcntl::openat(
+            &dir,
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let st = stat::fstat(&next)?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => dir = next,
+            libc::S_IFLNK => return Err(Errno::ELOOP),
+            _ => return Err(Errno::ENOTDIR),
+        }
+    }
+    fcntl::openat(&dir, last, flags, mode)
 }
 
 /// Removes a file (a region's backing file whose creation failed).
@@ -551,6 +634,10 @@ impl HeldLock {
 impl Drop for HeldLock {
     fn drop(&mut self) {
         if self.in_this_process() {
+            // Under the gate, as the listing: a fork between unlisting and
+            // closing would hand the child the lock; closing first would let
+            // a child close whatever reused the number.
+            let _no_fork = ForkGate::enter();
             forget_in_forked_children(self.fork_slot);
             // SAFETY: `fd` was opened by `hold_lock` for this lock alone and
             // is closed once, here, in the process that opened it.
@@ -580,7 +667,9 @@ fn flock_at(kind: libc::c_short, offset: u64) -> nix::Result<libc::flock> {
 pub(crate) fn hold_lock(fd: RawFd, offset: u64) -> nix::Result<HeldLock> {
     let number = u32::try_from(fd).map_err(|_| Errno::EBADF)?;
     let path = ProcPath::own_fd(number);
-    let (owned, fork_slot) = {
+    let lock = flock_at(libc::F_WRLCK as libc::c_short, offset)?;
+    // Dropped (on failure) only once out of the gate: its drop enters it.
+    let held = {
         let _no_fork = ForkGate::enter();
         // SAFETY: `path` is a NUL-terminated string on our stack.
         let own = unsafe { libc::open(path.as_c_str().as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
@@ -589,26 +678,21 @@ pub(crate) fn hold_lock(fd: RawFd, offset: u64) -> nix::Result<HeldLock> {
         }
         // SAFETY: just opened, owned here until handed to `HeldLock`.
         let owned = unsafe { OwnedFd::from_raw_fd(own) };
-        let slot = close_in_forked_children(own).ok_or(Errno::EMFILE)?;
-        (owned, slot)
+        let fork_slot = close_in_forked_children(own).ok_or(Errno::EMFILE)?;
+        HeldLock {
+            fd: std::os::fd::IntoRawFd::into_raw_fd(owned),
+            pid: current_pid(),
+            fork_slot,
+        }
     };
-    let unlisted = |e| {
-        forget_in_forked_children(fork_slot);
-        e
-    };
-    let lock = flock_at(libc::F_WRLCK as libc::c_short, offset).map_err(unlisted)?;
     // SAFETY: F_OFD_SETLK reads one valid `flock`.
-    Errno::result(unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_OFD_SETLK, &lock) })
-        .map_err(unlisted)?;
-    Ok(HeldLock {
-        fd: std::os::fd::IntoRawFd::into_raw_fd(owned),
-        pid: current_pid(),
-        fork_slot,
-    })
+    Errno::result(unsafe { libc::fcntl(held.fd, libc::F_OFD_SETLK, &lock) })?;
+    Ok(held)
 }
 
 /// Keeps `fork` out of the few instructions between opening a participant
-/// fd and listing it for closing in children. Registrations count
+/// fd and listing it for closing in children, and between unlisting it and
+/// closing it (`HeldLock::drop`). Registrations (and drops) count
 /// themselves in; the `pthread_atfork` prepare handler raises `FORKING` and
 /// waits for the count to drain; the parent and child handlers lower it.
 /// (A Dekker pair: each side stores, then loads the other's word, both
@@ -834,6 +918,12 @@ pub(crate) fn restore_default_sigbus() {
     unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) };
 }
 
+/// Sends `SIGBUS` to the calling thread. Async-signal-safe.
+pub(crate) fn raise_sigbus() {
+    // SAFETY: raise is async-signal-safe and takes a signal number.
+    unsafe { libc::raise(libc::SIGBUS) };
+}
+
 /// Hands a signal to the action that was installed before ours: calls its
 /// handler, or, for the default and ignore dispositions, restores the
 /// default so that the faulting access, restarted, takes it.
@@ -910,6 +1000,104 @@ mod tests {
         assert_eq!(own_proc_stat().map(|s| s.start_time), Some(stat.start_time));
         assert_ne!(pid_namespace(), 0);
     }
+
+    /// Participant locks taken and dropped on one thread while another
+    /// forks: no child ever keeps a lock's fd (it would keep the lock, and
+    /// a participant that left or died would look alive). Each child counts
+    /// the fds it has on the locked file and exits with that count: only
+    /// the test's own fd may be left.
+    #[test]
+    fn a_lock_dropped_while_forking_is_never_kept_by_a_child() {
+        const FORKS: usize = 2000;
+        let file = memfd::memfd_create(c"held-lock-fork", MFdFlags::MFD_CLOEXEC).unwrap();
+        let target = stat::fstat(&file).unwrap();
+        let fd = file.as_raw_fd();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut cycles = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // EAGAIN while a child that kept a copy lives.
+                    match hold_lock(fd, LOCK_OFFSET) {
+                        Ok(held) => drop(held),
+                        Err(Errno::EAGAIN) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    cycles += 1;
+                }
+                cycles
+            })
+        };
+        let mut kept = 0;
+        for _ in 0..FORKS {
+            // SAFETY: the child makes only system calls (no allocation, no
+            // lock) and leaves with `_exit`.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork: {}", Errno::last());
+            if pid == 0 {
+                let mut count = 0;
+                for fd in 0..1024 {
+                    // SAFETY: `st` is written by a successful `fstat` only.
+                    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+                    // SAFETY: fstat of any number is harmless; EBADF if closed.
+                    let found = unsafe { libc::fstat(fd, &mut st) } == 0;
+                    if found && st.st_ino == target.st_ino && st.st_dev == target.st_dev {
+                        count += 1;
+                    }
+                }
+                // SAFETY: leaves the child without running the parent's
+                // exit handlers or destructors.
+                unsafe { libc::_exit(count) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(libc::WIFEXITED(status), "child status {status:#x}");
+            if libc::WEXITSTATUS(status) != 1 {
+                kept += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let cycles = churn.join().unwrap();
+        println!("{FORKS} forks while {cycles} locks were taken and dropped: {kept} children kept a lock's fd");
+        assert_eq!(kept, 0);
+    }
+
+    /// The walk `open_file` falls back on without `openat2` refuses a link
+    /// in any component, as `openat2` does, and opens plain paths.
+    #[test]
+    fn the_walking_open_follows_no_symlink() {
+        let dir = std::env::temp_dir().join(format!("ipc-core-walk-{}", std::process::id()));
+        let real = dir.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("file"), b"x").unwrap();
+        std::os::unix::fs::symlink(&real, dir.join("linked")).unwrap();
+        std::os::unix::fs::symlink(real.join("file"), real.join("link")).unwrap();
+        let rw = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+        let open = |path: &Path, flags| open_walking(path, flags, Mode::from_bits_truncate(0o600));
+        assert!(open(&real.join("file"), rw).is_ok());
+        assert!(open(&dir.join("real/../real/./file"), rw).is_ok());
+        for linked in [
+            dir.join("linked/file"),
+            real.join("link"),
+            dir.join("real/../linked/file"),
+        ] {
+            assert_eq!(open(&linked, rw).err(), Some(Errno::ELOOP), "{linked:?}");
+        }
+        let create = rw | OFlag::O_CREAT | OFlag::O_EXCL;
+        assert_eq!(
+            open(&dir.join("linked/new"), create).err(),
+            Some(Errno::ELOOP)
+        );
+        assert!(!real.join("new").exists());
+        assert!(open(&real.join("new"), create).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A lock byte for `a_lock_dropped_while_forking_is_never_kept_by_a_child`:
+    /// any will do.
+    const LOCK_OFFSET: u64 = 1 << 40;
 
     #[test]
     fn huge_page_size_is_read_from_meminfo() {

@@ -36,6 +36,19 @@
 //! sleeper that cannot issue the barrier sleeps at most a millisecond at a
 //! time: slower wake-ups, never a lost one.
 //!
+//! # A sleeper that dies
+//! A sleeper killed in `FUTEX_WAIT` never takes itself off the count, and
+//! every later notification would pay a `FUTEX_WAKE`. So a sleeper also
+//! counts itself in its participant slot (a `Mark`, after the signal's
+//! count and removed before it), and whoever reaps a dead participant takes
+//! the marks' total off the signals (`uncount_dead_sleepers`). A death
+//! between the two steps leaves the signal counted and unmarked: a leak
+//! (wake-ups for nobody), never an uncounted live sleeper (a lost
+//! wake-up). The marks are cleared with one atomic swap, so two reapers, or
+//! one that dies mid-reap, never take a count off twice. Until the dead one
+//! is reaped (by a successor attaching in its role, or a blocked peer's
+//! liveness tick), each notification still pays a wake-up.
+//!
 //! # Liveness
 //! A sleeper also wakes every [`LIVENESS_TICK`] to ask whether the peers it
 //! waits for are still alive (a lock probe each, see
@@ -62,7 +75,7 @@
 
 use std::time::Duration;
 
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// A bounded spin, then yields, then naps; see the [module docs](self).
 #[derive(Clone, Debug, Default)]
@@ -233,10 +246,15 @@ impl Signal {
     /// Sleeps until a notification, unless `ready()` is already true once
     /// this sleeper is counted; at most `timeout` (ignored under loom,
     /// whose models must not lose a wake-up to pass). Whatever the reason it
-    /// returns for, the caller re-checks.
-    pub(crate) fn sleep(&self, ready: impl Fn() -> bool, timeout: Duration) {
-        // Relaxed: ordered against the notifier's load by the barrier pair.
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
+    /// returns for, the caller re-checks. `mark` is the sleeper's tally in
+    /// its participant slot, for a reaper should it die asleep.
+    pub(crate) fn sleep(
+        &self,
+        mark: Option<Mark<'_>>,
+        ready: impl Fn() -> bool,
+        timeout: Duration,
+    ) {
+        self.announce(mark);
         let barrier_held = barrier::heavy();
         // Acquire: pairs with the Release increment in `wake`.
         let seq = self.seq.load(Ordering::Acquire);
@@ -261,8 +279,134 @@ impl Signal {
                 }
             }
         }
-        // Relaxed: only a count.
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        self.retire(mark);
+    }
+
+    /// Counts a sleeper in, then marks it: in that order, so a reaper never
+    /// uncounts what was not counted (see the module docs).
+    pub(crate) fn announce(&self, mark: Option<Mark<'_>>) {
+        // Relaxed: ordered against the notifier's load by the barrier pair.
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        if let Some(mark) = mark {
+            mark.add();
+        }
+    }
+
+    /// Undoes [`announce`](Self::announce): the mark first, then the count.
+    /// A mark a reaper took (it judged this participant dead: a thread left
+    /// sleeping by a handle since dropped) was uncounted by that reaper.
+    fn retire(&self, mark: Option<Mark<'_>>) {
+        if mark.is_none_or(Mark::remove) {
+            // Relaxed: only a count.
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The sleepers counted now, for loom models' checks.
+    #[cfg(all(test, ipc_core_loom))]
+    pub(crate) fn sleepers(&self) -> u32 {
+        // Relaxed: read once every thread has been joined.
+        self.sleepers.load(Ordering::Relaxed)
+    }
+}
+
+/// Which of a ring's two signals a [`Mark`] tallies: its half of the
+/// participant's sleeping word.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Lane {
+    /// The "data" signal: the low 32 bits.
+    Data,
+    /// The "space" signal: the high 32 bits.
+    Space,
+}
+
+impl Lane {
+    const fn shift(self) -> u32 {
+        match self {
+            Lane::Data => 0,
+            Lane::Space => 32,
+        }
+    }
+}
+
+/// A participant's tally of its own threads counted in a signal's
+/// sleepers, in its participant slot: what a reaper takes off the signal
+/// if the participant dies (see the module docs).
+#[derive(Clone, Copy)]
+pub(crate) struct Mark<'a> {
+    word: &'a AtomicU64,
+    lane: Lane,
+}
+
+/// Most sleeping threads one participant can have marked: a half of a
+/// sleeping word above this was written by no correct peer.
+const MAX_MARKED: u64 = 1 << 16;
+
+/// Tries of [`Mark::remove`] against a word that keeps changing.
+const MARK_ATTEMPTS: u32 = 64;
+
+impl<'a> Mark<'a> {
+    /// The `lane` half of the sleeping word `word` (`Table::sleeping`).
+    pub(crate) fn new(word: &'a AtomicU64, lane: Lane) -> Mark<'a> {
+        Mark { word, lane }
+    }
+
+    fn add(self) {
+        // Release: pairs with the Acquire swap in `uncount_dead_sleepers`:
+        // a reaper that takes this mark finds our increment of `sleepers`
+        // before its decrement (were the two reordered, the count would dip
+        // under the live sleepers, and a notifier could skip a wake-up).
+        self.word
+            .fetch_add(1 << self.lane.shift(), Ordering::Release);
+    }
+
+    /// Takes one off this lane's tally; `false` if it is 0 (a reaper took
+    /// it), or if the word kept changing (a hostile writer: the signal's
+    /// count then leaks, never dips).
+    fn remove(self) -> bool {
+        let unit = 1u64 << self.lane.shift();
+        // Relaxed: a count this thread's own `add` raised; the signal's
+        // count is ours to lower after, with no partner.
+        let mut word = self.word.load(Ordering::Relaxed);
+        for _ in 0..MARK_ATTEMPTS {
+            if word >> self.lane.shift() & 0xffff_ffff == 0 {
+                return false;
+            }
+            // Relaxed: as above.
+            match self.word.compare_exchange(
+                word,
+                word - unit,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => word = now,
+            }
+        }
+        false
+    }
+}
+
+/// Takes a dead participant's marked sleepers off the `data` and `space`
+/// signals, clearing its sleeping word `marks`. Only for a reaper holding
+/// that participant's claim: a live one's sleepers would go uncounted.
+/// The swap makes this once-only per mark, whoever else reaps.
+pub(crate) fn uncount_dead_sleepers(marks: &AtomicU64, data: &Signal, space: &Signal) {
+    // Relaxed: a first look, to not write the slot's line for nothing.
+    if marks.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    // Acquire: pairs with the Release increment in `Mark::add`.
+    let taken = marks.swap(0, Ordering::Acquire);
+    for (signal, lane) in [(data, Lane::Data), (space, Lane::Space)] {
+        let marked = taken >> lane.shift() & 0xffff_ffff;
+        // A tally no correct peer writes is left on the count: wake-ups for
+        // nobody, never a lost one.
+        if marked <= MAX_MARKED {
+            // Relaxed: only a count (ordered after the increments by the
+            // swap, see above).
+            signal.sleepers.fetch_sub(marked as u32, Ordering::Relaxed);
+        }
     }
 }
 
@@ -276,6 +420,9 @@ pub(crate) trait Condition {
 
     /// Whether to attempt again rather than sleep.
     fn ready(&self) -> bool;
+
+    /// The waiter's tally in its participant slot (see [`Mark`]).
+    fn mark(&self) -> Option<Mark<'_>>;
 }
 
 /// A [`Condition`] to sleep on away from the handle it came from: an async
@@ -305,7 +452,9 @@ impl Sleeper {
     /// already holds once this sleeper is counted.
     pub(crate) fn sleep(&self, timeout: Duration) {
         let condition = &*self.condition;
-        condition.signal().sleep(|| condition.ready(), timeout);
+        condition
+            .signal()
+            .sleep(condition.mark(), || condition.ready(), timeout);
     }
 }
 
@@ -446,7 +595,7 @@ impl Wait {
     /// (unless the condition says the next attempt may succeed once this
     /// sleeper is counted).
     pub(crate) fn pause(&mut self, condition: &impl Condition) -> Paused {
-        let (signal, ready) = (condition.signal(), || condition.ready());
+        let (signal, mark, ready) = (condition.signal(), condition.mark(), || condition.ready());
         self.rounds = self.rounds.saturating_add(1);
         let spinning = match self.strategy {
             WaitStrategy::BusyPoll => true,
@@ -458,7 +607,7 @@ impl Wait {
             if spinning {
                 loom::thread::yield_now();
             } else {
-                signal.sleep(ready, Duration::MAX);
+                signal.sleep(mark, ready, Duration::MAX);
             }
             Paused::Again
         }
@@ -483,7 +632,7 @@ impl Wait {
                 }
                 // A deadline already passed: no sleep, no syscall.
                 if until > now {
-                    signal.sleep(ready, until - now);
+                    signal.sleep(mark, ready, until - now);
                 }
             }
             let now = std::time::Instant::now();

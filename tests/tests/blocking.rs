@@ -79,6 +79,7 @@ on_both_kinds!(
     a_producer_killed_in_send_leaves_its_messages_to_the_consumer,
     a_producer_killed_out_of_a_call_disconnects_its_blocked_consumer,
     a_consumer_killed_in_recv_loses_nothing_sent_after,
+    a_consumer_killed_asleep_leaves_no_wake_syscall_behind,
     a_consumer_killed_out_of_a_call_disconnects_its_blocked_producer,
     a_late_consumer_gets_everything_sent_before_it_attached,
     a_stream_whose_consumer_keeps_up_makes_no_wait_syscall,
@@ -799,6 +800,46 @@ fn a_consumer_killed_in_recv_loses_nothing_sent_after<K: RingKind>() {
     let mut next = K::consumer(ring.region.clone()).unwrap();
     receive_verified(&mut next, gen, 0, sent);
     producer.try_send(b"for the new consumer").unwrap();
+}
+
+/// A consumer killed while asleep in a receive (`Park`, in `FUTEX_WAIT`)
+/// leaves nothing that costs its successor's producer a system call: once
+/// a successor has attached (which reaps the dead one), a stream to it,
+/// busy-polling, makes no `FUTEX_WAKE`. Before the sleepers' count was
+/// repaired at reaping, the dead sleeper stayed counted for the region's
+/// lifetime and every message cost a wake-up syscall.
+fn a_consumer_killed_asleep_leaves_no_wake_syscall_behind<K: RingKind>() {
+    let _limit = Watchdog::new(
+        "a_consumer_killed_asleep_leaves_no_wake_syscall_behind",
+        SCENARIO,
+    );
+    const COUNT: u64 = 10_000;
+    const LEN: usize = 8;
+    let ring = Shared::new::<K>("killed-asleep", COUNT, LEN as u64);
+    let (count, seed, max) = (COUNT.to_string(), (SEED + 11).to_string(), LEN.to_string());
+    let sleeper = peer::<K>(&["consume", &ring.name, "0", "1", &seed, &max, "park", "exit"]);
+    wait_blocked(
+        Task::process(sleeper.pid()),
+        "the consumer to sleep on the empty ring",
+    );
+    kill_now(&sleeper);
+    let stream = ["0", &count, &seed, &max];
+    let busy = strategy_arg(WaitStrategy::BusyPoll);
+    let successor = peer::<K>(&[&["consume", &ring.name][..], &stream, &[&busy, "exit"]].concat());
+    ring.wait_attached(&successor, Role::Consumer);
+    let producer =
+        peer::<K>(&[&["produce", &ring.name][..], &stream, &["default", "exit"]].concat());
+    let (produced, consumed) = (producer.finish(STALL), successor.finish(STALL));
+    produced.assert_success();
+    consumed.assert_success();
+    let made = reported(&produced, "syscalls");
+    println!(
+        "{COUNT} messages after a sleeper's death; the producer made {made} wait-path syscalls"
+    );
+    // Nobody sleeps once the dead consumer is reaped: 0, but for the few
+    // messages a producer may send while the successor's attach still
+    // reaps.
+    assert!(made < COUNT / 100, "{made} wait-path syscalls");
 }
 
 // ---------------------------------------------------------------------------

@@ -240,6 +240,29 @@ fn a_sigbus_elsewhere_still_kills() {
     );
 }
 
+/// Claim: "a SIGBUS that a process sends (`kill`, `sigqueue`), not a
+/// fault, poisons no region, even with a forged address in one, and does
+/// not take the guard down; it goes to the action before ours." The peer
+/// sends itself both kinds; with Rust's handler before ours (which ignores
+/// a signal that is no fault) it survives, its region intact, and a later
+/// truncation is still caught. With the default action before ours, the
+/// signal kills it, as it would have without this library.
+#[test]
+fn a_sigbus_sent_by_a_process_poisons_nothing() {
+    let name = ShmName::new("forged-sigbus");
+    assert_eq!(run_peer(peer(&["forged-sigbus", &name, "inherited"])), "OK");
+    let name = ShmName::new("forged-sigbus-default");
+    let done = SpawnedChild::spawn(peer(&["forged-sigbus", &name, "default"])).finish(DEADLINE);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&done.status),
+        Some(libc::SIGBUS),
+        "{}: {}{}",
+        done.status,
+        done.stdout,
+        done.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Who made this object?
 

@@ -466,3 +466,27 @@ fn a_parked_producer_is_always_woken() {
         assert_eq!(recv(&mut c), b"three");
     });
 }
+
+/// A consumer that died asleep is uncounted from the data signal by its
+/// reaper (else every later message would pay a wake-up for it), while a
+/// live consumer parked on the same signal stays counted: it is woken when
+/// the producer then leaves. (Not a message: a consumer parked on a slot
+/// being written, after a membership change it has not seen, spins until
+/// the write ends; loom reports that as a livelock.)
+#[test]
+fn a_parked_consumer_is_always_woken_while_a_dead_sleeper_is_reaped() {
+    loom::model(|| {
+        let (ring, owner) = heap_queue_with(2, 8, true);
+        let p = producer(ring, &owner);
+        let mut c = consumer(ring, &owner);
+        c.set_wait_strategy(WaitStrategy::Park);
+        consumer(ring, &owner).die_asleep();
+        let t = thread::spawn(move || {
+            assert_eq!(c.recv().map(|m| m.len()), Err(RecvError::Disconnected));
+        });
+        ring.reap_dead(Role::Consumer);
+        drop(p);
+        t.join().unwrap();
+        assert_eq!(ring.control().data.sleepers(), 0);
+    });
+}

@@ -108,7 +108,7 @@ use crate::participants::{Identity, Member, Members, RegisterError, Role};
 pub use crate::ring::{Corruption, RecvError, SendError};
 use crate::ring::{Lifecycle, Line, Presence};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
-use crate::wait::{deadline_after, Condition, Paused, Signal, Wait, WaitStrategy};
+use crate::wait::{deadline_after, Condition, Lane, Mark, Paused, Signal, Wait, WaitStrategy};
 
 #[cfg(not(ipc_core_loom))]
 mod attach;
@@ -412,6 +412,11 @@ impl Ring {
     /// they held) if the table is full. Every change to the table bumps the
     /// lifecycle epoch, so peers notice.
     fn join(&self, role: Role, identity: Identity) -> Result<Member, RegisterError> {
+        // Dead entries of our role first: nothing else reaps a dead idle
+        // consumer while producers keep up, and one that died asleep would
+        // cost every notification a wake-up syscall meanwhile (a lock probe
+        // per entry of the role, at attach only).
+        self.reap_dead(role);
         let joined = self
             .members
             .join(role, identity, |reaping| self.recover(reaping.index));
@@ -474,9 +479,19 @@ impl Ring {
         control.space.notify();
     }
 
+    /// Takes dead participant `index`'s sleeping threads off the signals'
+    /// counts (see `wait::uncount_dead_sleepers`).
+    fn uncount_sleepers(&self, index: usize) {
+        if let Some(marks) = self.members.table.sleeping(index) {
+            let control = self.control();
+            crate::wait::uncount_dead_sleepers(marks, &control.data, &control.space);
+        }
+    }
+
     /// Repairs the slots that dead participant `index` held: a message it
     /// was writing is abandoned (skipped), one it was reading is lost.
     fn recover(&self, index: usize) {
+        self.uncount_sleepers(index);
         let holder = index as u64 + 1;
         let control = self.control();
         for position in 0..self.capacity {
@@ -793,6 +808,7 @@ impl Producer {
     fn space_ready(&self) -> SpaceReady {
         SpaceReady {
             ring: self.ring,
+            me: self.member.token.index(),
             seen: self.consumers.seen(),
         }
     }
@@ -1151,6 +1167,7 @@ impl Consumer {
     fn data_ready(&self) -> DataReady {
         DataReady {
             ring: self.ring,
+            me: self.member.token.index(),
             seen: self.producers.seen(),
         }
     }
@@ -1405,6 +1422,15 @@ impl Consumer {
         let member = unsafe { core::ptr::read(&this.member) };
         member.hold.die();
     }
+
+    /// The process dies asleep in a receive: counted as a sleeper on the
+    /// data signal, never to uncount itself. For loom models.
+    #[cfg(all(test, ipc_core_loom))]
+    pub(crate) fn die_asleep(self) {
+        let ready = self.data_ready();
+        ready.signal().announce(ready.mark());
+        self.die();
+    }
 }
 
 impl Drop for Consumer {
@@ -1431,12 +1457,19 @@ impl fmt::Debug for Consumer {
 #[derive(Clone, Copy)]
 struct SpaceReady {
     ring: Ring,
+    /// The waiter's participant slot, for its sleeping mark.
+    me: usize,
     seen: u64,
 }
 
 impl Condition for SpaceReady {
     fn signal(&self) -> &Signal {
         &self.ring.control().space
+    }
+
+    fn mark(&self) -> Option<Mark<'_>> {
+        let word = self.ring.members.table.sleeping(self.me)?;
+        Some(Mark::new(word, Lane::Space))
     }
 
     fn ready(&self) -> bool {
@@ -1456,12 +1489,19 @@ impl Condition for SpaceReady {
 #[derive(Clone, Copy)]
 struct DataReady {
     ring: Ring,
+    /// The waiter's participant slot, for its sleeping mark.
+    me: usize,
     seen: u64,
 }
 
 impl Condition for DataReady {
     fn signal(&self) -> &Signal {
         &self.ring.control().data
+    }
+
+    fn mark(&self) -> Option<Mark<'_>> {
+        let word = self.ring.members.table.sleeping(self.me)?;
+        Some(Mark::new(word, Lane::Data))
     }
 
     fn ready(&self) -> bool {

@@ -362,8 +362,10 @@ impl RegionOptions {
         Err(Error::Contended { name: name.into() })
     }
 
-    /// Creates a region in a new file at `path` (exclusively, never following
-    /// a symbolic link). The file stays after the region is dropped.
+    /// Creates a region in a new file at `path` (exclusively, following no
+    /// symbolic link in any component of `path`: pass a path without links,
+    /// e.g. `/run`, not `/var/run`). The file stays after the region is
+    /// dropped.
     pub fn create_file(&self, path: impl AsRef<Path>) -> Result<Region> {
         let path = path.as_ref();
         let layout = self.creation_layout()?;
@@ -383,8 +385,8 @@ impl RegionOptions {
         Ok(region)
     }
 
-    /// Opens the region in the file at `path` (never following a symbolic
-    /// link), checking its size before mapping it.
+    /// Opens the region in the file at `path` (following no symbolic link in
+    /// any component of `path`), checking its size before mapping it.
     pub fn open_file(&self, path: impl AsRef<Path>) -> Result<Region> {
         let path = path.as_ref();
         let fd = sys::open_file(path, OpenHow::Existing, 0)
@@ -734,8 +736,8 @@ unsafe impl Sync for Region {}
 impl Region {
     /// Takes over a fresh mapping of `layout.total_size` bytes at `ptr`
     /// (unmapped on drop, errors included). Mappings of objects that others
-    /// may shrink under us (named shm objects, files, unsealed fds) are
-    /// guarded against `SIGBUS` (see [`Region::is_poisoned`]).
+    /// may shrink under us (named shm objects, files, unsealed fds, hugetlb
+    /// memfds) are guarded against `SIGBUS` (see [`Region::is_poisoned`]).
     fn new(
         ptr: NonNull<u8>,
         layout: Layout,
@@ -771,11 +773,15 @@ impl Region {
         Ok(region)
     }
 
-    /// Whether another process could shrink the object behind the mapping.
+    /// Whether another process could shrink the object behind the mapping,
+    /// or take pages from it: a holder of a hugetlb memfd's fd can punch a
+    /// hole (not a shrink, so the seals allow it), and a fault there with
+    /// no free huge page left is a `SIGBUS`.
     fn may_shrink(&self) -> bool {
         match (&self.backing, &self.fd) {
             (Backing::Anonymous | Backing::Memfd, Some(fd)) => {
                 !sys::is_sealed_against_shrink(fd.as_fd()).unwrap_or(false)
+                    || sys::is_hugetlb(fd.as_fd())
             }
             _ => true,
         }
@@ -811,8 +817,10 @@ impl Region {
 
     /// Whether the region's memory was lost: another process shrank the
     /// object behind it, a `SIGBUS` followed, and the mapping now reads as
-    /// zeroes (see [`Error::Poisoned`]). Always false for anonymous regions
-    /// and sealed memfds, which nobody can shrink.
+    /// zeroes (see [`Error::Poisoned`]); or a holder of a hugetlb memfd's fd
+    /// punched a hole in it and no free huge page was left to fill it.
+    /// Always false for other anonymous regions and sealed memfds, which
+    /// nobody can shrink.
     pub fn is_poisoned(&self) -> bool {
         // Relaxed: as in `Bytes::is_poisoned`, a flag this process's SIGBUS
         // handler raises once.

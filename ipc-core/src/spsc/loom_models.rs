@@ -399,3 +399,24 @@ fn a_parked_consumer_is_woken_by_a_single_message() {
         t.join().unwrap();
     });
 }
+
+/// A consumer that died asleep is uncounted from the data signal when its
+/// successor takes its claim over (else every later message would pay a
+/// wake-up for it), and the successor, parked at once, is still woken by
+/// the one message sent meanwhile.
+#[test]
+fn a_parked_consumer_is_always_woken_after_one_died_asleep() {
+    loom::model(|| {
+        let (mut producer, doomed) = sleeping_handles(64, 8);
+        let (ring, owner) = (doomed.ring, doomed._owner.clone());
+        doomed.die_asleep();
+        let t = thread::spawn(move || {
+            let mut next = Consumer::attach_ring(ring, owner, me()).unwrap();
+            next.set_wait_strategy(WaitStrategy::Park);
+            assert_eq!(&*next.recv().unwrap(), b"one");
+        });
+        producer.try_send(b"one").unwrap();
+        t.join().unwrap();
+        assert_eq!(ring.control().data.sleepers(), 0);
+    });
+}

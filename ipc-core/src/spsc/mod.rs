@@ -66,7 +66,7 @@ use crate::participants::{Identity, Member, Members, Reaping, RegisterError, Rol
 pub use crate::ring::{Corruption, RecvError, SendError};
 use crate::ring::{Lifecycle, Line, Presence};
 use crate::sync::{AtomicU64, Bytes, Ordering, WORD};
-use crate::wait::{deadline_after, Condition, Paused, Signal, Wait, WaitStrategy};
+use crate::wait::{deadline_after, Condition, Lane, Mark, Paused, Signal, Wait, WaitStrategy};
 
 #[cfg(not(ipc_core_loom))]
 mod attach;
@@ -295,10 +295,14 @@ impl Ring {
     }
 
     /// What a dead participant held: its role's claim, if the claim still
-    /// names it.
+    /// names it, and its threads' counts in the signals' sleepers.
     fn recover(&self, reaping: &Reaping) {
+        let control = self.control();
         if let Some(role) = reaping.role {
-            Ring::release(self.control().claim_of(role), reaping.token());
+            Ring::release(control.claim_of(role), reaping.token());
+        }
+        if let Some(marks) = self.members.table.sleeping(reaping.index) {
+            crate::wait::uncount_dead_sleepers(marks, &control.data, &control.space);
         }
     }
 
@@ -338,8 +342,14 @@ impl Ring {
             // without it). Acquire on failure: that rival's side.
             match word.compare_exchange(expected, token.0, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    // The dead holder's claim is ours now; its entry goes.
-                    if expected != 0 && self.members.reap(Token(expected), |_| {}) {
+                    // The dead holder's claim is ours now; its entry goes
+                    // (`recover` finds the claim taken, and uncounts its
+                    // sleepers).
+                    if expected != 0
+                        && self
+                            .members
+                            .reap(Token(expected), |reaping| self.recover(reaping))
+                    {
                         self.control().lifecycle.changed(None);
                     }
                     return Ok(());
@@ -657,6 +667,7 @@ impl Producer {
     fn space_ready(&self) -> SpaceReady {
         SpaceReady {
             ring: self.ring,
+            me: self.member.token.index(),
             head: self.cached_head,
             seen: self.consumers.seen(),
         }
@@ -1002,6 +1013,8 @@ unsafe impl Send for Consumer {}
 #[derive(Clone, Copy)]
 struct DataReady {
     ring: Ring,
+    /// The waiter's participant slot, for its sleeping mark.
+    me: usize,
     head: u64,
     seen: u64,
 }
@@ -1009,6 +1022,11 @@ struct DataReady {
 impl Condition for DataReady {
     fn signal(&self) -> &Signal {
         &self.ring.control().data
+    }
+
+    fn mark(&self) -> Option<Mark<'_>> {
+        let word = self.ring.members.table.sleeping(self.me)?;
+        Some(Mark::new(word, Lane::Data))
     }
 
     fn ready(&self) -> bool {
@@ -1021,6 +1039,8 @@ impl Condition for DataReady {
 #[derive(Clone, Copy)]
 struct SpaceReady {
     ring: Ring,
+    /// The waiter's participant slot, for its sleeping mark.
+    me: usize,
     head: u64,
     seen: u64,
 }
@@ -1028,6 +1048,11 @@ struct SpaceReady {
 impl Condition for SpaceReady {
     fn signal(&self) -> &Signal {
         &self.ring.control().space
+    }
+
+    fn mark(&self) -> Option<Mark<'_>> {
+        let word = self.ring.members.table.sleeping(self.me)?;
+        Some(Mark::new(word, Lane::Space))
     }
 
     fn ready(&self) -> bool {
@@ -1086,6 +1111,15 @@ impl Consumer {
         // stays in shared memory.
         let member = unsafe { core::ptr::read(&this.member) };
         member.hold.die();
+    }
+
+    /// The process dies asleep in a receive: counted as a sleeper on the
+    /// data signal, never to uncount itself. For loom models.
+    #[cfg(all(test, ipc_core_loom))]
+    pub(crate) fn die_asleep(self) {
+        let ready = self.data_ready();
+        ready.signal().announce(ready.mark());
+        self.die();
     }
 
     /// Largest message this ring carries, in bytes.
@@ -1180,6 +1214,7 @@ impl Consumer {
     fn data_ready(&self) -> DataReady {
         DataReady {
             ring: self.ring,
+            me: self.member.token.index(),
             head: self.head,
             seen: self.producers.seen(),
         }

@@ -32,11 +32,24 @@
 //!   `bytes` bytes (e.g. in a tmpfs too small for it), print `OK <len>`.
 //! - `shrink <shm|file> <name-or-path>`: a hostile peer: open the object
 //!   without this library and truncate it to 0 bytes.
+//! - `forged-sigbus <name> <inherited|default>`: create a raw shm region
+//!   (with `default`, after setting `SIGBUS` to its default action), then
+//!   send itself a queued `SIGBUS` (`SI_QUEUE`, as `sigqueue` sends it)
+//!   whose address lies in the region, then a plain `kill -BUS`; after
+//!   each, the region must not be poisoned; then truncate the object: the
+//!   read after must report `Poisoned` (the guard still stands).
+//! - `hugetlb-punched`: create a hugetlb memfd region of 2 huge pages and
+//!   receive a second mapping of it (its fd sent to ourselves), then, as a
+//!   hostile holder of the fd would, punch a hole over its last huge page
+//!   (allowed by the seals: it is not a shrink), take every free huge page,
+//!   and read the hole through both mappings: each must report `Poisoned`
+//!   (no huge page is left to fill the hole: the kernel raises `SIGBUS`).
+//!   `SKIP <why>` without huge pages.
 //! - `receive-fds <socket-fd>`: count this process's open fds, receive a
 //!   region with `receive_fd`, drop it, count again: `OK <before> <after>`.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::exit;
 
@@ -132,6 +145,8 @@ fn main() {
                 .unwrap_or_else(|e| fail(&format!("truncating {path}: {e}")));
             println!("OK");
         }
+        ["forged-sigbus", name, previous] => forged_sigbus(name, previous),
+        ["hugetlb-punched"] => hugetlb_punched(),
         ["receive-fds", fd] => {
             // SAFETY: as in `memfd_reply`.
             let socket = unsafe { UnixStream::from_raw_fd(parse(fd)) };
@@ -269,4 +284,147 @@ fn parse_octal(text: &str) -> u32 {
 fn fail(message: &str) -> ! {
     eprintln!("region-peer: {message}");
     exit(2)
+}
+
+fn forged_sigbus(name: &str, previous: &str) {
+    if previous == "default" {
+        // SAFETY: restores a default action, before any thread is started.
+        unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    }
+    let region = RegionOptions::new()
+        .size(1 << 16)
+        .create_shm(name)
+        .unwrap_or_else(|e| fail(&format!("creating {name}: {e}")));
+    const AT: u64 = 40_000;
+    region.write_at(AT, b"before").unwrap();
+    let unharmed = |after: &str| {
+        let mut buf = [0u8; 6];
+        match region.read_at(AT, &mut buf) {
+            Ok(()) if &buf == b"before" && !region.is_poisoned() => {}
+            other => {
+                println!("ERR poisoned after {after}: {other:?}");
+                exit(0)
+            }
+        }
+    };
+    // A queued SIGBUS whose address names the region. Another process can
+    // send one with `sigqueue` (the kernel lets it choose any negative
+    // `si_code`, never a fault's); to ourselves the syscall is simplest.
+    // SAFETY: siginfo_t is plain data; all-zero is valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = libc::SIGBUS;
+    info.si_code = libc::SI_QUEUE;
+    let address = region.data_ptr().as_ptr() as usize + AT as usize;
+    // SAFETY: the union after the three ints and their padding (offset 16
+    // on 64-bit Linux) is where a handler reads `si_addr`.
+    unsafe {
+        std::ptr::from_mut(&mut info)
+            .cast::<u8>()
+            .add(16)
+            .cast::<usize>()
+            .write_unaligned(address)
+    };
+    // SAFETY: a valid siginfo for our own thread.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            libc::gettid(),
+            libc::SIGBUS,
+            &info,
+        )
+    };
+    if sent != 0 {
+        fail(&format!(
+            "rt_tgsigqueueinfo: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    unharmed("a queued SIGBUS naming the region");
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGBUS).unwrap();
+    unharmed("a plain SIGBUS");
+    let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| fail(&format!("opening {path}: {e}")));
+    file.set_len(0).unwrap();
+    let mut buf = [0u8; 6];
+    match region.read_at(AT, &mut buf) {
+        Err(Error::Poisoned { .. }) => println!("OK"),
+        other => println!("ERR after truncation: {other:?}"),
+    }
+}
+
+fn hugetlb_punched() {
+    const HUGE: u64 = 2 << 20;
+    let region = match RegionOptions::new()
+        .size(HUGE)
+        .huge_pages(ipc_core::HugePages::Required)
+        .create_memfd("ipc-tests-hugetlb-punched")
+    {
+        Ok(region) => region,
+        Err(Error::HugePagesUnavailable { reason }) => {
+            println!("SKIP {reason}");
+            return;
+        }
+        Err(e) => fail(&format!("creating: {e}")),
+    };
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    region.send_fd(&ours).unwrap();
+    let received = RegionOptions::new()
+        .receive_fd(&theirs)
+        .unwrap_or_else(|e| fail(&format!("receiving: {e}")));
+    // In the last huge page (past the header's), inside the data area.
+    let at = region.data_len() - 4096;
+    let hole = region.len() - HUGE;
+    if region.layout().data_offset + at < hole {
+        fail(&format!(
+            "{at} is not in the last huge page of {}",
+            region.len()
+        ));
+    }
+    region.write_at(at, b"before").unwrap();
+    let fd = region.fd().unwrap().as_raw_fd();
+    let hole = hole as libc::off_t;
+    // SAFETY: fallocate on an fd we hold.
+    let punched = unsafe {
+        libc::fallocate(
+            fd,
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            hole,
+            HUGE as libc::off_t,
+        )
+    };
+    if punched != 0 {
+        fail(&format!("punching: {}", std::io::Error::last_os_error()));
+    }
+    // Take every free huge page, so none is left to fill the hole.
+    let mut taken = 0;
+    loop {
+        // SAFETY: a fresh anonymous mapping, never unmapped (it lives
+        // until exit).
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                HUGE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+                -1,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            break;
+        }
+        // SAFETY: inside the mapping just made.
+        unsafe { page.cast::<u8>().write_volatile(1) };
+        taken += 1;
+    }
+    let mut buf = [0u8; 6];
+    let got = [received.read_at(at, &mut buf), region.read_at(at, &mut buf)];
+    match got {
+        [Err(Error::Poisoned { .. }), Err(Error::Poisoned { .. })] => println!("OK {taken}"),
+        other => println!("ERR after the hole ({taken} pages taken): {other:?}"),
+    }
 }

@@ -63,3 +63,33 @@ fn file_regions_never_follow_symlinks() {
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e:?}");
     assert_eq!(fs::read(&target).unwrap(), original);
 }
+
+/// Nor is a symbolic link anywhere else in the path: a directory on the
+/// way that is a link (which whoever could write its parent may have put
+/// there) is refused, for opening and for creating, and nothing is created
+/// where it points.
+#[test]
+fn file_regions_never_follow_symlinks_in_directories() {
+    let dir = temp_dir();
+    let real = dir.path().join("real");
+    fs::create_dir(&real).unwrap();
+    make_region_file(&real.join("ring"), RegionOptions::new().size(4096), b"real");
+    let linked = dir.path().join("linked");
+    symlink(&real, &linked).unwrap();
+    let through = linked.join("ring");
+    let e = err(RegionOptions::new().open_file(&through));
+    assert!(matches!(e, Error::SymbolicLink { .. }), "{e:?}");
+    assert_mentions(&e, &[through.to_str().unwrap(), "symbolic link"]);
+    let e = err(RegionOptions::new()
+        .size(4096)
+        .create_file(linked.join("new")));
+    assert!(matches!(e, Error::SymbolicLink { .. }), "{e:?}");
+    assert!(!real.join("new").exists());
+    // A link higher up too, and through `..`.
+    let deeper = linked.join("..").join("linked").join("ring");
+    let e = err(RegionOptions::new().open_file(&deeper));
+    assert!(matches!(e, Error::SymbolicLink { .. }), "{e:?}");
+    // Paths without links still work, relative ones and `..` included.
+    let plain = dir.path().join("real").join("..").join("real").join("ring");
+    RegionOptions::new().open_file(&plain).unwrap();
+}

@@ -119,3 +119,66 @@ fn open_fd_refuses_unsealed_fds() {
         .expect("open_fd without seal check");
     assert_holds(&region, 0, b"file region");
 }
+
+/// Claim: "a hugetlb memfd region survives a holder of its fd punching a
+/// hole in it": the seals do not forbid it (it is not a shrink), and a
+/// fault on the hole when no free huge page is left raises `SIGBUS`. Such
+/// regions are guarded as shm objects are: both the creator's mapping and a
+/// received one report `Poisoned`. Needs 2 free huge pages; as root, adds
+/// them to the pool for the test's length (a system-wide setting, restored
+/// after).
+#[test]
+fn a_hole_punched_in_a_hugetlb_memfd_poisons_the_region_not_the_process() {
+    let Some(_pool) = HugePool::with_free(2) else {
+        println!("skipped: needs 2 free huge pages, or root to add them to the pool");
+        return;
+    };
+    let (_, report) = crate::run_peer(&["hugetlb-punched"]);
+    assert!(report.starts_with("OK"), "{report}");
+}
+
+/// Free huge pages for a test: the pool's size before, restored on drop
+/// when it was raised.
+struct HugePool {
+    raised_from: Option<u64>,
+}
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+impl HugePool {
+    /// At least `pages` free huge pages, raising the pool if need be (root
+    /// only); `None` if that cannot be had.
+    fn with_free(pages: u64) -> Option<HugePool> {
+        let free = huge_pages_free();
+        if free >= pages {
+            return Some(HugePool { raised_from: None });
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let before: u64 = fs::read_to_string(NR_HUGEPAGES).ok()?.trim().parse().ok()?;
+        let pool = HugePool {
+            raised_from: Some(before),
+        };
+        fs::write(NR_HUGEPAGES, (before + pages - free).to_string()).ok()?;
+        (huge_pages_free() >= pages).then_some(pool)
+    }
+}
+
+impl Drop for HugePool {
+    fn drop(&mut self) {
+        if let Some(before) = self.raised_from {
+            let _ = fs::write(NR_HUGEPAGES, before.to_string());
+        }
+    }
+}
+
+/// `HugePages_Free` of `/proc/meminfo`.
+fn huge_pages_free() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("HugePages_Free:")?.trim().parse().ok())
+        .unwrap_or(0)
+}
