@@ -489,6 +489,33 @@ fn a_consumer_killed_between_claim_and_release_loses_that_message_only() {
     assert_eq!(holder.finish(STALL).status.signal(), Some(libc::SIGKILL));
 }
 
+/// Issue 13, item 3: a consumer waiting behind another consumer's held
+/// `ReadGuard` (the slot at the head still `READING` on the previous lap)
+/// sleeps, with `Park` and with `SpinThenPark`: its wait condition must
+/// not call ready what `try_recv` calls empty. Counted in wait syscalls
+/// (a liveness tick every 20 ms costs a couple), not timed.
+#[test]
+fn a_consumer_waiting_behind_a_held_read_guard_sleeps() {
+    let name = ShmName::new("mpmc-behind-guard");
+    let region = shm_queue(&name, 2);
+    let mut producer = Producer::attach(region.clone()).unwrap();
+    let mut holder = Consumer::attach(region.clone()).unwrap();
+    let mut other = Consumer::attach(region).unwrap();
+    send_tagged(&mut producer, 0, 0).unwrap();
+    send_tagged(&mut producer, 0, 1).unwrap();
+    let held = holder.try_recv().unwrap(); // slot 0, lap 0
+    drop(other.try_recv().unwrap()); // slot 1: the head is now slot 0, lap 1
+    for strategy in ["park", "spin-then-park"] {
+        let done = peer(&["wait-recv", &name, strategy, "300"]).finish(STALL);
+        done.assert_success();
+        let line = done.stdout.lines().last().unwrap_or_default();
+        let made = number_after(line, "Timeout syscalls ");
+        eprintln!("{strategy}: {made} wait syscalls in 300 ms");
+        assert!(made < 100, "{strategy}: {made} wait syscalls in 300 ms");
+    }
+    assert_eq!(tagged::read(&held).unwrap().seq, 0);
+}
+
 /// What a scribbler did to a queue's users: calls that returned a message,
 /// `Corrupted`, `Disconnected`; the slowest round of calls.
 #[derive(Debug)]

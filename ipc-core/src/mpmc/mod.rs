@@ -279,6 +279,25 @@ impl Stamp {
         self.lap << LAP_SHIFT | (self.state as u64) << STATE_SHIFT | self.holder
     }
 
+    /// Whether a consumer finding this stamp at the head, on `lap`, finds
+    /// the queue empty: not written yet, being written, or still being read
+    /// on the previous lap (by a slow consumer the others have lapped).
+    /// `Consumer::claim` and its wait condition both ask this, so they agree.
+    #[inline(always)]
+    fn leaves_empty(self, lap: u64) -> bool {
+        (self.lap == lap && matches!(self.state, State::Empty | State::Writing))
+            || (self.lap == lap.wrapping_sub(1) & LAP_MASK && self.state == State::Reading)
+    }
+
+    /// Whether a producer finding this stamp at the tail, on `lap`, finds
+    /// the queue full: the previous lap's message is still there (written,
+    /// being written or read, or abandoned). Asked by `Producer::claim` and
+    /// its wait condition alike.
+    #[inline(always)]
+    fn leaves_full(self, lap: u64) -> bool {
+        self.lap == lap.wrapping_sub(1) & LAP_MASK && self.state != State::Empty
+    }
+
     /// `None` for a word no correct peer writes.
     fn decode(word: u64) -> Option<Stamp> {
         let state = match (word >> STATE_SHIFT) & 0b111 {
@@ -876,7 +895,7 @@ impl Producer {
                 }
                 // The previous lap's message is still there: full, unless the
                 // hint moved meanwhile.
-                Some(s) if s.lap == lap.wrapping_sub(1) & LAP_MASK && s.state != State::Empty => {
+                Some(s) if s.leaves_full(lap) => {
                     // Relaxed: rereading the hint.
                     if tail.load(Ordering::Relaxed) != position {
                         continue;
@@ -1331,11 +1350,7 @@ impl Consumer {
                 // Not written yet, being written, or still being read on the
                 // previous lap by a slow consumer that the others have since
                 // lapped: empty, unless the hint moved meanwhile.
-                Some(s)
-                    if (s.lap == lap && matches!(s.state, State::Empty | State::Writing))
-                        || (s.lap == lap.wrapping_sub(1) & LAP_MASK
-                            && s.state == State::Reading) =>
-                {
+                Some(s) if s.leaves_empty(lap) => {
                     // Relaxed: rereading the hint.
                     if head.load(Ordering::Relaxed) != position {
                         continue;
@@ -1347,13 +1362,16 @@ impl Consumer {
                     if ring.slots.is_poisoned() {
                         return Err(RecvError::Corrupted(Corruption::LOST));
                     }
-                    if s.state == State::Empty
-                        && self.producers.peers_gone(
-                            &ring.control().lifecycle,
-                            &ring.members,
-                            Role::Producer,
-                        )
-                    {
+                    // Asked in every empty case, not only for `Empty`: the
+                    // wait condition compares the epoch this records
+                    // (`DataReady::seen`), and one never recorded reads as
+                    // moved, which made a parked consumer spin. (Gone
+                    // producers write no slot: any empty case is the end.)
+                    if self.producers.peers_gone(
+                        &ring.control().lifecycle,
+                        &ring.members,
+                        Role::Producer,
+                    ) {
                         // Producers publish before they leave, and leaving
                         // is acquired by `peers_gone`: look once more.
                         // Acquire: as the stamp load above.
@@ -1439,13 +1457,17 @@ impl Condition for SpaceReady {
         &self.ring.control().space
     }
 
+    /// Exactly when `Producer::claim` would not report `Full` (it claims,
+    /// steps past a claimed slot, or reports corruption or lost memory):
+    /// a condition looser than the claim would make a parked producer spin,
+    /// a stricter one would sleep through progress until the next tick.
     fn ready(&self) -> bool {
         let (ring, control) = (&self.ring, self.ring.control());
         // Relaxed: only whether to look again; `claim` acquires.
         let tail = control.tail.0.load(Ordering::Relaxed);
-        let free = Stamp::decode(ring.stamp(tail).load(Ordering::Relaxed))
-            .is_some_and(|s| s.state == State::Empty && s.lap == ring.lap(tail));
-        free || control.lifecycle.moved_from(self.seen)
+        let full = Stamp::decode(ring.stamp(tail).load(Ordering::Relaxed))
+            .is_some_and(|s| s.leaves_full(ring.lap(tail)));
+        !full || ring.slots.is_poisoned() || control.lifecycle.moved_from(self.seen)
     }
 }
 
@@ -1464,14 +1486,17 @@ impl Condition for DataReady {
         &self.ring.control().data
     }
 
+    /// Exactly when `Consumer::claim` would not report `Empty` (see
+    /// `SpaceReady::ready`). A slot a lapped consumer still reads is empty
+    /// to both: calling it ready made a parked consumer waiting behind a
+    /// held `ReadGuard` spin through the sleeper's barrier (issue 13).
     fn ready(&self) -> bool {
         let (ring, control) = (&self.ring, self.ring.control());
         // Relaxed: only whether to look again; `claim` acquires.
         let head = control.head.0.load(Ordering::Relaxed);
-        let takeable = Stamp::decode(ring.stamp(head).load(Ordering::Relaxed)).is_none_or(|s| {
-            s.lap != ring.lap(head) || matches!(s.state, State::Full | State::Abandoned)
-        });
-        takeable || control.lifecycle.moved_from(self.seen)
+        let empty = Stamp::decode(ring.stamp(head).load(Ordering::Relaxed))
+            .is_some_and(|s| s.leaves_empty(ring.lap(head)));
+        !empty || ring.slots.is_poisoned() || control.lifecycle.moved_from(self.seen)
     }
 }
 
