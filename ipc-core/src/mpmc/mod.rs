@@ -73,6 +73,12 @@
 //! Only then is the dead entry freed for reuse, so a stamp never names a
 //! participant index that a new participant has taken.
 //!
+//! A live handle whose [`Grant`] or [`ReadGuard`] was forgotten
+//! (`mem::forget` is safe code) holds its slot the same way; the handle
+//! counts the guards it lends (in its own memory, not the queue's), and
+//! one that drops with a guard outstanding repairs its slots as above
+//! before it leaves the table.
+//!
 //! # Untrusted memory
 //! Stamps, lengths and the `tail`/`head` hints are all checked: a stamp that
 //! no correct peer writes, or a length above `max_message`, gives
@@ -442,8 +448,13 @@ impl Ring {
     }
 
     /// Leaves the table when a handle drops, and wakes the other side so it
-    /// notices.
-    fn leave(&self, member: &Member) {
+    /// notices. A handle that `leaked` a grant or guard (`mem::forget`)
+    /// first repairs the slots naming it, as a reap of it would: once its
+    /// entry is free, nobody would (and its index may name someone else).
+    fn leave(&self, member: &Member, leaked: bool) {
+        if leaked {
+            self.recover(member.token.index());
+        }
         self.members.table.free(member);
         self.membership_changed();
     }
@@ -493,8 +504,9 @@ impl Ring {
         control.space.notify();
     }
 
-    /// Repairs the slots that dead participant `index` held: a message it
-    /// was writing is abandoned (skipped), one it was reading is lost.
+    /// Repairs the slots that dead (or departing, see `leave`) participant
+    /// `index` held: a message it was writing is abandoned (skipped), one it
+    /// was reading is lost.
     fn recover(&self, index: usize) {
         let holder = index as u64 + 1;
         let control = self.control();
@@ -620,6 +632,9 @@ pub struct Producer {
     /// Our participant index + 1, as stamps name it.
     holder: u64,
     stall: Stall,
+    /// Grants handed out and not yet dropped: one left when the handle
+    /// drops was forgotten (`mem::forget`), and its slot is repaired then.
+    lent: u32,
     /// Whether the consumers are gone, as of the lifecycle epoch last seen.
     consumers: Presence,
     strategy: WaitStrategy,
@@ -636,6 +651,8 @@ pub struct Consumer {
     member: Member,
     holder: u64,
     stall: Stall,
+    /// Read guards handed out and not yet dropped; see `Producer::lent`.
+    lent: u32,
     /// Whether the producers are gone, as of the lifecycle epoch last seen.
     producers: Presence,
     strategy: WaitStrategy,
@@ -680,6 +697,7 @@ impl Producer {
             member,
             holder,
             stall: Stall::default(),
+            lent: 0,
             consumers: Presence::default(),
             strategy: WaitStrategy::default(),
             owner,
@@ -724,12 +742,7 @@ impl Producer {
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         let position = self.claim(len)?;
-        Ok(Grant {
-            producer: self,
-            position,
-            len,
-            done: false,
-        })
+        Ok(self.grant(position, len))
     }
 
     /// Copies `msg` into a slot and publishes it, waiting for a free slot as
@@ -755,12 +768,7 @@ impl Producer {
     /// one as [`send`](Self::send) does.
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         let position = self.claim_until(len, None)?;
-        Ok(Grant {
-            producer: self,
-            position,
-            len,
-            done: false,
-        })
+        Ok(self.grant(position, len))
     }
 
     /// [`reserve`](Self::reserve), giving up at `deadline`.
@@ -770,12 +778,7 @@ impl Producer {
         deadline: Instant,
     ) -> Result<Grant<'_>, SendError> {
         let position = self.claim_until(len, Some(deadline))?;
-        Ok(Grant {
-            producer: self,
-            position,
-            len,
-            done: false,
-        })
+        Ok(self.grant(position, len))
     }
 
     /// How this handle waits in its blocking calls (default
@@ -924,6 +927,18 @@ impl Producer {
         )))
     }
 
+    /// The grant of the slot at `position`, counted until it drops.
+    #[inline]
+    fn grant(&mut self, position: u64, len: usize) -> Grant<'_> {
+        self.lent = self.lent.wrapping_add(1);
+        Grant {
+            producer: self,
+            position,
+            len,
+            done: false,
+        }
+    }
+
     /// Publishes the message written in `position`'s slot.
     #[inline]
     fn publish(&mut self, position: u64, len: usize) -> Result<(), SendError> {
@@ -984,7 +999,7 @@ impl Drop for Producer {
     fn drop(&mut self) {
         // A copy in a child made by `fork` is not the participant.
         if self.member.hold.in_this_process() {
-            self.ring.leave(&self.member);
+            self.ring.leave(&self.member, self.lent != 0);
         }
     }
 }
@@ -1045,6 +1060,7 @@ impl DerefMut for Grant<'_> {
 
 impl Drop for Grant<'_> {
     fn drop(&mut self) {
+        self.producer.lent = self.producer.lent.wrapping_sub(1);
         if !self.done {
             self.producer.abandon(self.position);
         }
@@ -1075,6 +1091,7 @@ impl Consumer {
             member,
             holder,
             stall: Stall::default(),
+            lent: 0,
             producers: Presence::default(),
             strategy: WaitStrategy::default(),
             owner,
@@ -1107,11 +1124,7 @@ impl Consumer {
     #[inline]
     pub fn try_recv(&mut self) -> Result<ReadGuard<'_>, RecvError> {
         let (position, len) = self.claim(usize::MAX)?;
-        Ok(ReadGuard {
-            consumer: self,
-            position,
-            len,
-        })
+        Ok(self.guard(position, len))
     }
 
     /// The next message, read in place, waiting for it as the handle's
@@ -1119,11 +1132,7 @@ impl Consumer {
     /// everything sent has been received.
     pub fn recv(&mut self) -> Result<ReadGuard<'_>, RecvError> {
         let (position, len) = self.claim_until(usize::MAX, None)?;
-        Ok(ReadGuard {
-            consumer: self,
-            position,
-            len,
-        })
+        Ok(self.guard(position, len))
     }
 
     /// [`recv`](Self::recv), giving up with [`RecvError::Timeout`] after
@@ -1136,11 +1145,7 @@ impl Consumer {
     /// `deadline`.
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<ReadGuard<'_>, RecvError> {
         let (position, len) = self.claim_until(usize::MAX, Some(deadline))?;
-        Ok(ReadGuard {
-            consumer: self,
-            position,
-            len,
-        })
+        Ok(self.guard(position, len))
     }
 
     /// Copies the next message into `buf`, waiting for it as
@@ -1199,11 +1204,7 @@ impl Consumer {
     /// The guard of the slot [`try_claim`](Self::try_claim) just claimed.
     #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
     pub(crate) fn guard_of(&mut self, claim: Claim) -> ReadGuard<'_> {
-        ReadGuard {
-            consumer: self,
-            position: claim.position,
-            len: claim.len,
-        }
+        self.guard(claim.position, claim.len)
     }
 
     /// Claims the slot at the head, waiting for a message (or the deadline,
@@ -1399,6 +1400,17 @@ impl Consumer {
         )))
     }
 
+    /// The guard of the slot at `position`, counted until it drops.
+    #[inline]
+    fn guard(&mut self, position: u64, len: usize) -> ReadGuard<'_> {
+        self.lent = self.lent.wrapping_add(1);
+        ReadGuard {
+            consumer: self,
+            position,
+            len,
+        }
+    }
+
     /// Frees a slot we read, for the next lap's producer.
     #[inline]
     fn release(&mut self, position: u64) {
@@ -1429,7 +1441,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         // A copy in a child made by `fork` is not the participant.
         if self.member.hold.in_this_process() {
-            self.ring.leave(&self.member);
+            self.ring.leave(&self.member, self.lent != 0);
         }
     }
 }
@@ -1532,6 +1544,7 @@ impl Deref for ReadGuard<'_> {
 
 impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
+        self.consumer.lent = self.consumer.lent.wrapping_sub(1);
         self.consumer.release(self.position);
     }
 }

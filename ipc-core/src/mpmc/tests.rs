@@ -363,3 +363,48 @@ proptest! {
         }
     }
 }
+
+/// Issue 13, item 5: `mem::forget` of a grant or a read guard is safe
+/// code. A handle that leaves with one outstanding repairs the slot it
+/// names, as a reap of it would (a forgotten grant's message is skipped, a
+/// forgotten guard's is lost), so nobody waits on a stamp naming an entry
+/// that is gone.
+#[test]
+fn a_handle_leaving_with_a_forgotten_grant_or_guard_repairs_its_slot() {
+    let (_r, mut p, mut c) = queue(4, 8);
+    let mut leaker = p.try_clone().unwrap();
+    core::mem::forget(leaker.try_reserve(3).unwrap()); // slot 0
+    drop(leaker);
+    for msg in [b"one", b"two", b"six"] {
+        p.try_send(msg).unwrap();
+    }
+    // The forgotten grant's slot is stepped over at once, not waited on.
+    assert_eq!(recv_vec(&mut c).unwrap(), b"one");
+    assert_eq!(
+        c.counters(),
+        Counters {
+            skipped: 1,
+            lost: 0
+        }
+    );
+
+    let mut leaker = c.try_clone().unwrap();
+    core::mem::forget(leaker.try_recv().unwrap()); // "two", slot 2
+    drop(leaker);
+    assert_eq!(recv_vec(&mut c).unwrap(), b"six");
+    // A lap on, slots 0 to 2 are free again; slot 2's reader left.
+    for msg in [b"sev", b"eig", b"nin"] {
+        p.try_send(msg).unwrap();
+    }
+    assert_eq!(
+        p.counters(),
+        Counters {
+            skipped: 1,
+            lost: 1
+        }
+    );
+    for msg in [b"sev", b"eig", b"nin"] {
+        assert_eq!(recv_vec(&mut c).unwrap(), msg);
+    }
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+}
