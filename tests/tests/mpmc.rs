@@ -516,6 +516,56 @@ fn a_consumer_waiting_behind_a_held_read_guard_sleeps() {
     assert_eq!(tagged::read(&held).unwrap().seq, 0);
 }
 
+/// Issue 13, item 2, with real deaths: a consumer reaping a dead producer
+/// is killed (`SIGKILL`) at a random moment of its reap, round after
+/// round. The dead producer's half-written slot is the last of a 2^20-slot
+/// queue, so a reaper killed during its scan has claimed the entry and not
+/// yet repaired the slot. Another consumer must take the reap over and
+/// receive what is sent next; before the fix some rounds stayed wedged
+/// (the entry `REAPING` for good, the receive timing out).
+#[test]
+fn a_reaper_killed_at_a_random_moment_of_its_reap_wedges_nothing() {
+    const CAPACITY: u64 = 1 << 20;
+    const ROUNDS: u64 = 30;
+    let mut wedged = Vec::new();
+    let mut buf = [0u8; TAGGED_LEN];
+    for round in 0..ROUNDS {
+        let name = ShmName::new("mpmc-dead-reaper");
+        let region = shm_queue(&name, CAPACITY);
+        let mut producer = Producer::attach(region.clone()).unwrap();
+        let mut consumer = Consumer::attach(region).unwrap();
+        for _ in 0..CAPACITY - 1 {
+            producer.try_send(&buf).unwrap();
+            consumer.try_recv_into(&mut buf).unwrap();
+        }
+        let mut holder = peer(&["hold-grant", &name, "1", "0"]);
+        assert_eq!(holder.read_line(STALL), "holding 0");
+        kill(holder.pid(), Signal::SIGKILL).unwrap();
+        holder.wait_ended(STALL);
+        send_tagged(&mut producer, 0, 0).unwrap();
+        let mut reaper = peer(&["wait-recv", &name, "busy-poll", "60000"]);
+        assert_eq!(reaper.read_line(STALL), "waiting");
+        // It reaps after a millisecond stuck, for some milliseconds.
+        std::thread::sleep(Duration::from_micros(mix(round) % 15_000));
+        kill(reaper.pid(), Signal::SIGKILL).unwrap();
+        reaper.wait_ended(STALL);
+        // Message 0 is received here unless the reaper got it first;
+        // message 1 is, in any case.
+        send_tagged(&mut producer, 0, 1).unwrap();
+        loop {
+            match consumer.recv_timeout(Duration::from_secs(5)) {
+                Ok(msg) if tagged::read(&msg).unwrap().seq == 1 => break,
+                Ok(_) => {}
+                Err(e) => {
+                    wedged.push((round, e));
+                    break;
+                }
+            }
+        }
+    }
+    assert!(wedged.is_empty(), "wedged rounds: {wedged:?}");
+}
+
 /// What a scribbler did to a queue's users: calls that returned a message,
 /// `Corrupted`, `Disconnected`; the slowest round of calls.
 #[derive(Debug)]

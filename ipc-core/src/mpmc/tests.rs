@@ -408,3 +408,67 @@ fn a_handle_leaving_with_a_forgotten_grant_or_guard_repairs_its_slot() {
     }
     assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
 }
+
+/// A reaper claims `doomed`'s dead entry and dies, after recovering what
+/// it held if `recovered`, before it could free the entry.
+fn reaper_dies_reaping(c: &Consumer, index: usize, recovered: bool) {
+    let members = c.ring.members;
+    let reaping = members
+        .table
+        .start_reap(index, &members.liveness)
+        .expect("a dead entry is claimed for reaping");
+    if recovered {
+        c.ring.recover(index);
+    }
+    reaping.die();
+}
+
+/// Issue 13, item 2: a reaper that dies mid-reap (before or after it
+/// repaired the dead producer's slot) leaves the entry `REAPING` with
+/// nobody holding its lock; the next handle stuck on that slot takes the
+/// reap over, redoes the recovery (counted once) and frees the entry (at
+/// once if stuck on its slot, else on a liveness tick), and
+/// `participants()` lists the entry, dead, meanwhile.
+#[test]
+fn a_reaper_that_dies_mid_reap_is_taken_over() {
+    for recovered in [false, true] {
+        let (region, mut p, mut c) = queue(4, 8);
+        let mut doomed = p.try_clone().unwrap();
+        let index = doomed.member.token.index();
+        doomed.claim(8).unwrap(); // slot 0, half-written forever
+        doomed.die();
+        p.try_send(b"after").unwrap();
+        reaper_dies_reaping(&c, index, recovered);
+        let listed = region.participants();
+        assert!(
+            listed.iter().any(|e| e.index == index && !e.alive),
+            "{listed:?}"
+        );
+        assert_eq!(recv_within(&mut c), b"after");
+        assert_eq!(
+            c.counters(),
+            Counters {
+                skipped: 1,
+                lost: 0
+            }
+        );
+        drop(p);
+        // The liveness ticks of a blocked call reap what is left.
+        let outcome = c.recv_timeout(Duration::from_secs(5)).map(|m| m.to_vec());
+        assert_eq!(outcome, Err(RecvError::Disconnected));
+        assert!(region.participants().iter().all(|e| e.index != index));
+    }
+}
+
+/// Issue 13, item 2, the other side: the last producer dies, its reaper
+/// dies mid-reap; a blocked consumer's liveness ticks take the reap over
+/// and it sees `Disconnected`, not a timeout.
+#[test]
+fn a_blocked_consumer_takes_over_a_dead_reap_of_the_last_producer() {
+    let (_r, p, mut c) = queue(4, 8);
+    let index = p.member.token.index();
+    p.die();
+    reaper_dies_reaping(&c, index, false);
+    let outcome = c.recv_timeout(Duration::from_secs(5)).map(|m| m.to_vec());
+    assert_eq!(outcome, Err(RecvError::Disconnected));
+}

@@ -16,10 +16,11 @@
 //!                                          `committed SEQ`, and claim the next
 //! mpmc-peer hold-read NAME                 claim one message and keep it; print
 //!                                          `holding PRODUCER SEQ`
-//! mpmc-peer wait-recv NAME STRATEGY MILLIS receive once as a consumer waiting with
-//!                                          STRATEGY (`park` or `spin-then-park`) for up
-//!                                          to MILLIS ms; print `OUTCOME syscalls N`, N
-//!                                          the wait syscalls that receive made
+//! mpmc-peer wait-recv NAME STRATEGY MILLIS attach as a consumer, print `waiting`, receive
+//!                                          once waiting with STRATEGY (`park`,
+//!                                          `spin-then-park` or `busy-poll`) for up to
+//!                                          MILLIS ms; print `OUTCOME syscalls N`, N the
+//!                                          wait syscalls that receive made
 //! mpmc-peer in-new-pid-namespace ARGS...   run `mpmc-peer ARGS...` as pid 1 of a new
 //!                                          pid namespace; print `inner-pid PID` (its pid
 //!                                          here) first, or `no-pid-namespace WHY`
@@ -262,10 +263,12 @@ fn wait_recv(name: &str, strategy: &str, millis: u64) -> Outcome {
     let strategy = match strategy {
         "park" => WaitStrategy::Park,
         "spin-then-park" => WaitStrategy::default(),
+        "busy-poll" => WaitStrategy::BusyPoll,
         _ => return Err(format!("no wait strategy {strategy}").into()),
     };
     let mut consumer = Consumer::attach(open(name)?)?;
     consumer.set_wait_strategy(strategy);
+    say("waiting");
     let before = syscalls();
     let outcome = match consumer.recv_timeout(Duration::from_millis(millis)) {
         Ok(_) => "received".to_string(),
