@@ -71,7 +71,11 @@
 //!   that twice). Counted in [`Counters::lost`].
 //!
 //! Only then is the dead entry freed for reuse, so a stamp never names a
-//! participant index that a new participant has taken.
+//! participant index that a new participant has taken. A reaper that dies
+//! mid-reap leaves the entry claimed; the next handle that needs it reaped
+//! takes the reap over (see [`crate::participants`]) and scans again, which
+//! repairs only the stamps still naming the dead participant. (A reaper
+//! killed between a repair and its count leaves that one uncounted.)
 //!
 //! A live handle whose [`Grant`] or [`ReadGuard`] was forgotten
 //! (`mem::forget` is safe code) holds its slot the same way; the handle
