@@ -57,8 +57,9 @@
 //! still names the dead participant). Until then the entry counts as
 //! present (`Table::has_entry`) and is listed, dead. A registrant that
 //! gets the lock of a slot that is not `FREE` (a dead entry not reaped yet)
-//! lets go and tries the next slot. Under `cfg(ipc_core_loom)` the lock is a flag that the model's "kernel"
-//! clears when a participant dies (a model's death).
+//! lets go and tries the next slot. Under `cfg(ipc_core_loom)` the lock is
+//! a flag that the model's "kernel" clears when a participant dies (a
+//! model's death).
 
 use core::ptr::NonNull;
 
