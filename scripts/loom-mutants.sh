@@ -38,6 +38,7 @@ mutants=(
   "mpmc/mod.rs|mpmc::|hint advance (AcqRel)|hint.compare_exchange(from, next, Ordering::AcqRel, Ordering::Relaxed)|hint.compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)"
   "mpmc/mod.rs|mpmc::|consumers' load of head (Acquire)|let position = head.load(Ordering::Acquire);|let position = head.load(Ordering::Relaxed);"
   "mpmc/mod.rs|mpmc::|recovery's repair of a slot (Release)|.compare_exchange(seen, repaired.word(), Ordering::Release, Ordering::Relaxed)|.compare_exchange(seen, repaired.word(), Ordering::Relaxed, Ordering::Relaxed)"
+  "participants.rs|a_reap_whose|takeover of a dead reaper's reap (refused)|            REAPING => found,|            REAPING => return None,"
   "wait.rs|parked|notifier's half of the barrier (fence removed)|// SeqCst: what the asymmetric pair amounts to; see the module docs.\n            crate::sync::fence(crate::sync::Ordering::SeqCst);|// (removed)"
   "wait.rs|parked|sleeper's half of the barrier (fence removed)|// SeqCst: see light.\n            crate::sync::fence(crate::sync::Ordering::SeqCst);|// (removed)"
   "wait.rs|parked|sleeper's re-check after counting itself (removed)|if !ready() {|if { let _ = &ready; true } {"

@@ -41,18 +41,25 @@
 //! *token*, `generation << 16 | index`, which goes stale when the slot is
 //! reused (the generation grows at each registration).
 //!
-//! | state | meaning | written by |
-//! |---|---|---|
-//! | `FREE` | no participant | its last participant (leaving) or a reaper |
-//! | `LIVE` | registered | a registrant holding the slot's lock |
-//! | `REAPING` | dead, being recovered | one reaper (a CAS from `LIVE`) |
+//! | state | meaning | written by | lock held by |
+//! |---|---|---|---|
+//! | `FREE` | no participant | its last participant (leaving) or a reaper | nobody (or a registrant, briefly) |
+//! | `LIVE` | registered | a registrant holding the slot's lock | the participant; free: it is dead |
+//! | `REAPING` | dead, being recovered | a reaper holding the slot's lock (a CAS from `LIVE`) | the reaper; free: the reaper is dead |
 //!
 //! Registering takes the slot's lock *before* writing `LIVE`, and leaving
 //! writes `FREE` *before* dropping it, so a `LIVE` entry whose lock is free
-//! belongs to a dead process. A registrant that gets the lock of a slot
-//! that is not `FREE` (a dead entry not reaped yet) lets go and tries the
-//! next slot. Under `cfg(ipc_core_loom)` the lock is a flag that the model's "kernel"
-//! clears when a participant dies (a model's death).
+//! belongs to a dead process. A reaper likewise takes the dead slot's lock
+//! *before* writing `REAPING` and frees the slot *before* dropping it, so a
+//! `REAPING` entry whose lock is free belongs to a reaper that died
+//! mid-reap: the next reaper takes the lock and the reap over, and redoes
+//! the recovery (which the ring kinds make idempotent: it repairs only what
+//! still names the dead participant). Until then the entry counts as
+//! present (`Table::has_entry`) and is listed, dead. A registrant that
+//! gets the lock of a slot that is not `FREE` (a dead entry not reaped yet)
+//! lets go and tries the next slot. Under `cfg(ipc_core_loom)` the lock is
+//! a flag that the model's "kernel" clears when a participant dies (a
+//! model's death).
 
 use core::ptr::NonNull;
 
@@ -208,7 +215,9 @@ pub struct Entry {
     pub pid_namespace: u64,
 }
 
-/// A dead participant's slot, claimed by one reaper until it is freed.
+/// A dead participant's slot, claimed by one reaper until it is freed: the
+/// reaper holds the slot's lock meanwhile, so its own death frees the
+/// claim for the next reaper.
 #[derive(Debug)]
 #[must_use = "a reaped slot stays unusable until `Table::finish_reap`"]
 pub(crate) struct Reaping {
@@ -216,13 +225,25 @@ pub(crate) struct Reaping {
     /// What the dead participant was attached as (`None` for a value no
     /// correct peer writes).
     pub(crate) role: Option<Role>,
+    /// The slot's word while reaped (`REAPING`).
     word: u64,
+    /// The word as found: `LIVE`, or `REAPING` taken over from a dead reaper.
+    found: u64,
+    /// The slot's lock, held until the slot is freed or given back.
+    hold: Hold,
 }
 
 impl Reaping {
     /// The token of the participant being reaped.
     pub(crate) fn token(&self) -> Token {
         Token(self.word >> 16 << 16 | self.index as u64)
+    }
+
+    /// The reaper's process dies mid-reap: the kernel releases the lock,
+    /// nothing else runs. For tests and loom models.
+    #[cfg(test)]
+    pub(crate) fn die(self) {
+        self.hold.die();
     }
 }
 
@@ -367,27 +388,45 @@ impl Table {
     }
 
     /// Claims slot `index` for reaping if it holds a participant that is
-    /// dead; `None` if it is free, alive, or being reaped by someone else.
-    /// The caller recovers what the participant held, then calls
+    /// dead (`LIVE` without its lock) or a reap whose reaper died
+    /// (`REAPING` without its lock); `None` if it is free, alive, or being
+    /// reaped by a live reaper. The claim is the slot's lock, taken for the
+    /// reap's duration. The caller recovers what the participant held
+    /// (again, for a reap taken over: recovery is idempotent), then calls
     /// [`finish_reap`](Self::finish_reap).
     pub(crate) fn start_reap(&self, index: usize, liveness: &Liveness) -> Option<Reaping> {
         let slot = self.slot(index)?;
-        // Acquire: pairs with the Release CAS in `register`: what the dead
-        // participant published before registering is visible.
-        let word = slot.word.load(Ordering::Acquire);
-        if word & 0xff != LIVE || liveness.is_held(index) {
+        // Relaxed: a first look, to probe only entries worth it; the word
+        // is acquired again once the lock is ours.
+        let word = slot.word.load(Ordering::Relaxed);
+        if !matches!(word & 0xff, LIVE | REAPING) || liveness.is_held(index) {
             return None;
         }
-        let reaping = word & !0xff | REAPING;
-        // Acquire: as above, should the word have changed in between (a
-        // failed CAS reaps nothing).
-        slot.word
-            .compare_exchange(word, reaping, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
+        // Lock free, so its holder is dead; now ours, no other reaper (or
+        // registrant) can act on the slot. An error is no proof of death.
+        let hold = liveness.hold(index).ok()??;
+        // Acquire: pairs with the Release CAS in `register`: what the dead
+        // participant published before registering is visible. (A dead
+        // reaper's repairs are CASes on the ring's words, which recovery
+        // reads again.)
+        let found = slot.word.load(Ordering::Acquire);
+        let reaping = found & !0xff | REAPING;
+        match found & 0xff {
+            // Relaxed: the load above acquired; a failed CAS (a hostile
+            // writer) reaps nothing.
+            LIVE => slot
+                .word
+                .compare_exchange(found, reaping, Ordering::Relaxed, Ordering::Relaxed)
+                .ok()?,
+            REAPING => found,
+            _ => return None, // freed meanwhile (by a reaper now dead)
+        };
         Some(Reaping {
             index,
-            role: Role::from_u64(word >> 8 & 0xff),
+            role: Role::from_u64(found >> 8 & 0xff),
             word: reaping,
+            found,
+            hold,
         })
     }
 
@@ -397,14 +436,17 @@ impl Table {
             // Relaxed: nothing was done under the claim.
             let _ = slot.word.compare_exchange(
                 reaping.word,
-                reaping.word & !0xff | LIVE,
+                reaping.found,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
         }
+        drop(reaping.hold); // after the word: see `leave`
     }
 
-    /// Frees a reaped slot, once whatever its participant held is recovered.
+    /// Frees a reaped slot, once whatever its participant held is
+    /// recovered; then lets go of its lock (as `leave` does, in that order,
+    /// so the next registrant finds the slot free).
     pub(crate) fn finish_reap(&self, reaping: Reaping) {
         if let Some(slot) = self.slot(reaping.index) {
             // Release: pairs with the Acquire load in `register`: the
@@ -416,6 +458,7 @@ impl Table {
                 Ordering::Relaxed,
             );
         }
+        drop(reaping.hold);
     }
 
     /// Whether any entry of `role` is registered, alive or dead but not yet
@@ -444,7 +487,7 @@ impl Table {
             let slot = self.slot(index).expect("index below count");
             // Relaxed: a first look; `start_reap` acquires what it claims.
             let word = slot.word.load(Ordering::Relaxed);
-            if word & 0xff != LIVE || word >> 8 & 0xff != role.to_u64() {
+            if !matches!(word & 0xff, LIVE | REAPING) || word >> 8 & 0xff != role.to_u64() {
                 continue;
             }
             if let Some(reaping) = self.start_reap(index, liveness) {
@@ -456,17 +499,19 @@ impl Table {
         reaped
     }
 
-    /// A snapshot of every registered entry, dead or alive.
+    /// A snapshot of every registered entry, dead or alive; one being
+    /// reaped is dead (its lock, if held, is its reaper's).
     pub(crate) fn entries(&self, liveness: &Liveness) -> Vec<Entry> {
         (0..self.count)
             .filter_map(|index| {
                 let slot = self.slot(index)?;
                 // Acquire: pairs with the Release CAS in `register`.
                 let word = slot.word.load(Ordering::Acquire);
-                (word & 0xff == LIVE).then(|| Entry {
+                let state = word & 0xff;
+                matches!(state, LIVE | REAPING).then(|| Entry {
                     index,
                     role: Role::from_u64(word >> 8 & 0xff),
-                    alive: liveness.is_held(index),
+                    alive: state == LIVE && liveness.is_held(index),
                     // Relaxed: ordered by the Acquire load of `word`.
                     pid: slot.pid.load(Ordering::Relaxed),
                     start_time: slot.start_time.load(Ordering::Relaxed),

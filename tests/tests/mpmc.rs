@@ -489,6 +489,83 @@ fn a_consumer_killed_between_claim_and_release_loses_that_message_only() {
     assert_eq!(holder.finish(STALL).status.signal(), Some(libc::SIGKILL));
 }
 
+/// Issue 13, item 3: a consumer waiting behind another consumer's held
+/// `ReadGuard` (the slot at the head still `READING` on the previous lap)
+/// sleeps, with `Park` and with `SpinThenPark`: its wait condition must
+/// not call ready what `try_recv` calls empty. Counted in wait syscalls
+/// (a liveness tick every 20 ms costs a couple), not timed.
+#[test]
+fn a_consumer_waiting_behind_a_held_read_guard_sleeps() {
+    let name = ShmName::new("mpmc-behind-guard");
+    let region = shm_queue(&name, 2);
+    let mut producer = Producer::attach(region.clone()).unwrap();
+    let mut holder = Consumer::attach(region.clone()).unwrap();
+    let mut other = Consumer::attach(region).unwrap();
+    send_tagged(&mut producer, 0, 0).unwrap();
+    send_tagged(&mut producer, 0, 1).unwrap();
+    let held = holder.try_recv().unwrap(); // slot 0, lap 0
+    drop(other.try_recv().unwrap()); // slot 1: the head is now slot 0, lap 1
+    for strategy in ["park", "spin-then-park"] {
+        let done = peer(&["wait-recv", &name, strategy, "300"]).finish(STALL);
+        done.assert_success();
+        let line = done.stdout.lines().last().unwrap_or_default();
+        let made = number_after(line, "Timeout syscalls ");
+        eprintln!("{strategy}: {made} wait syscalls in 300 ms");
+        assert!(made < 100, "{strategy}: {made} wait syscalls in 300 ms");
+    }
+    assert_eq!(tagged::read(&held).unwrap().seq, 0);
+}
+
+/// Issue 13, item 2, with real deaths: a consumer reaping a dead producer
+/// is killed (`SIGKILL`) at a random moment of its reap, round after
+/// round. The dead producer's half-written slot is the last of a 2^20-slot
+/// queue, so a reaper killed during its scan has claimed the entry and not
+/// yet repaired the slot. Another consumer must take the reap over and
+/// receive what is sent next; before the fix some rounds stayed wedged
+/// (the entry `REAPING` for good, the receive timing out).
+#[test]
+fn a_reaper_killed_at_a_random_moment_of_its_reap_wedges_nothing() {
+    const CAPACITY: u64 = 1 << 20;
+    const ROUNDS: u64 = 30;
+    let mut wedged = Vec::new();
+    let mut buf = [0u8; TAGGED_LEN];
+    for round in 0..ROUNDS {
+        let name = ShmName::new("mpmc-dead-reaper");
+        let region = shm_queue(&name, CAPACITY);
+        let mut producer = Producer::attach(region.clone()).unwrap();
+        let mut consumer = Consumer::attach(region).unwrap();
+        for _ in 0..CAPACITY - 1 {
+            producer.try_send(&buf).unwrap();
+            consumer.try_recv_into(&mut buf).unwrap();
+        }
+        let mut holder = peer(&["hold-grant", &name, "1", "0"]);
+        assert_eq!(holder.read_line(STALL), "holding 0");
+        kill(holder.pid(), Signal::SIGKILL).unwrap();
+        holder.wait_ended(STALL);
+        send_tagged(&mut producer, 0, 0).unwrap();
+        let mut reaper = peer(&["wait-recv", &name, "busy-poll", "60000"]);
+        assert_eq!(reaper.read_line(STALL), "waiting");
+        // It reaps after a millisecond stuck, for some milliseconds.
+        std::thread::sleep(Duration::from_micros(mix(round) % 15_000));
+        kill(reaper.pid(), Signal::SIGKILL).unwrap();
+        reaper.wait_ended(STALL);
+        // Message 0 is received here unless the reaper got it first;
+        // message 1 is, in any case.
+        send_tagged(&mut producer, 0, 1).unwrap();
+        loop {
+            match consumer.recv_timeout(Duration::from_secs(5)) {
+                Ok(msg) if tagged::read(&msg).unwrap().seq == 1 => break,
+                Ok(_) => {}
+                Err(e) => {
+                    wedged.push((round, e));
+                    break;
+                }
+            }
+        }
+    }
+    assert!(wedged.is_empty(), "wedged rounds: {wedged:?}");
+}
+
 /// What a scribbler did to a queue's users: calls that returned a message,
 /// `Corrupted`, `Disconnected`; the slowest round of calls.
 #[derive(Debug)]

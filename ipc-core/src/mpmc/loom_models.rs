@@ -390,6 +390,46 @@ fn a_slot_repaired_by_one_handle_is_reused_by_another() {
     });
 }
 
+/// A producer dies mid-write; a reaper claims its entry, repairs its slot
+/// (or not yet) and dies before freeing the entry (the lock it took for
+/// the reap is dropped as its death). The consumer stuck on the slot, or
+/// the liveness tick after, takes the reap over: the live message arrives,
+/// the dead one is skipped exactly once, and the dead entry is freed.
+#[test]
+fn a_reap_whose_reaper_dies_is_taken_over() {
+    for repaired in [false, true] {
+        reaper_dies_mid_reap(repaired);
+    }
+}
+
+fn reaper_dies_mid_reap(repaired: bool) {
+    loom::model(move || {
+        let (ring, owner) = heap_queue(2, 8);
+        let mut c = consumer(ring, &owner);
+        let mut doomed = producer(ring, &owner);
+        let mut live = producer(ring, &owner);
+        let index = doomed.member.token.index();
+        doomed.claim(8).unwrap();
+        doomed.die();
+        send(&mut live, b"complete");
+        drop(live);
+        let t = thread::spawn(move || {
+            let members = ring.members;
+            if let Some(reaping) = members.table.start_reap(index, &members.liveness) {
+                if repaired {
+                    ring.recover(index);
+                }
+                reaping.die();
+            }
+        });
+        assert_eq!(recv(&mut c), b"complete");
+        t.join().unwrap();
+        ring.reap_dead(Role::Producer);
+        assert!(!ring.members.table.has_entry(Role::Producer));
+        assert_eq!(c.counters().skipped, 1);
+    });
+}
+
 /// A participant registers while another dies: the dead one's entry is
 /// reaped (its slots repaired) when the table is full, and the newcomer
 /// gets a slot no live participant has.

@@ -71,7 +71,17 @@
 //!   that twice). Counted in [`Counters::lost`].
 //!
 //! Only then is the dead entry freed for reuse, so a stamp never names a
-//! participant index that a new participant has taken.
+//! participant index that a new participant has taken. A reaper that dies
+//! mid-reap leaves the entry claimed; the next handle that needs it reaped
+//! takes the reap over (see [`crate::participants`]) and scans again, which
+//! repairs only the stamps still naming the dead participant. (A reaper
+//! killed between a repair and its count leaves that one uncounted.)
+//!
+//! A live handle whose [`Grant`] or [`ReadGuard`] was forgotten
+//! (`mem::forget` is safe code) holds its slot the same way; the handle
+//! counts the guards it lends (in its own memory, not the queue's), and
+//! one that drops with a guard outstanding repairs its slots as above
+//! before it leaves the table.
 //!
 //! # Untrusted memory
 //! Stamps, lengths and the `tail`/`head` hints are all checked: a stamp that
@@ -279,6 +289,25 @@ impl Stamp {
         self.lap << LAP_SHIFT | (self.state as u64) << STATE_SHIFT | self.holder
     }
 
+    /// Whether a consumer finding this stamp at the head, on `lap`, finds
+    /// the queue empty: not written yet, being written, or still being read
+    /// on the previous lap (by a slow consumer the others have lapped).
+    /// `Consumer::claim` and its wait condition both ask this, so they agree.
+    #[inline(always)]
+    fn leaves_empty(self, lap: u64) -> bool {
+        (self.lap == lap && matches!(self.state, State::Empty | State::Writing))
+            || (self.lap == lap.wrapping_sub(1) & LAP_MASK && self.state == State::Reading)
+    }
+
+    /// Whether a producer finding this stamp at the tail, on `lap`, finds
+    /// the queue full: the previous lap's message is still there (written,
+    /// being written or read, or abandoned). Asked by `Producer::claim` and
+    /// its wait condition alike.
+    #[inline(always)]
+    fn leaves_full(self, lap: u64) -> bool {
+        self.lap == lap.wrapping_sub(1) & LAP_MASK && self.state != State::Empty
+    }
+
     /// `None` for a word no correct peer writes.
     fn decode(word: u64) -> Option<Stamp> {
         let state = match (word >> STATE_SHIFT) & 0b111 {
@@ -428,8 +457,13 @@ impl Ring {
     }
 
     /// Leaves the table when a handle drops, and wakes the other side so it
-    /// notices.
-    fn leave(&self, member: &Member) {
+    /// notices. A handle that `leaked` a grant or guard (`mem::forget`)
+    /// first repairs the slots naming it, as a reap of it would: once its
+    /// entry is free, nobody would (and its index may name someone else).
+    fn leave(&self, member: &Member, leaked: bool) {
+        if leaked {
+            self.recover(member.token.index());
+        }
         self.members.table.free(member);
         self.membership_changed();
     }
@@ -488,8 +522,9 @@ impl Ring {
         }
     }
 
-    /// Repairs the slots that dead participant `index` held: a message it
-    /// was writing is abandoned (skipped), one it was reading is lost.
+    /// Repairs the slots that dead (or departing, see `leave`) participant
+    /// `index` held: a message it was writing is abandoned (skipped), one it
+    /// was reading is lost.
     fn recover(&self, index: usize) {
         self.uncount_sleepers(index);
         let holder = index as u64 + 1;
@@ -616,6 +651,9 @@ pub struct Producer {
     /// Our participant index + 1, as stamps name it.
     holder: u64,
     stall: Stall,
+    /// Grants handed out and not yet dropped: one left when the handle
+    /// drops was forgotten (`mem::forget`), and its slot is repaired then.
+    lent: u32,
     /// Whether the consumers are gone, as of the lifecycle epoch last seen.
     consumers: Presence,
     strategy: WaitStrategy,
@@ -632,6 +670,8 @@ pub struct Consumer {
     member: Member,
     holder: u64,
     stall: Stall,
+    /// Read guards handed out and not yet dropped; see `Producer::lent`.
+    lent: u32,
     /// Whether the producers are gone, as of the lifecycle epoch last seen.
     producers: Presence,
     strategy: WaitStrategy,
@@ -676,6 +716,7 @@ impl Producer {
             member,
             holder,
             stall: Stall::default(),
+            lent: 0,
             consumers: Presence::default(),
             strategy: WaitStrategy::default(),
             owner,
@@ -720,12 +761,7 @@ impl Producer {
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         let position = self.claim(len)?;
-        Ok(Grant {
-            producer: self,
-            position,
-            len,
-            done: false,
-        })
+        Ok(self.grant(position, len))
     }
 
     /// Copies `msg` into a slot and publishes it, waiting for a free slot as
@@ -751,12 +787,7 @@ impl Producer {
     /// one as [`send`](Self::send) does.
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         let position = self.claim_until(len, None)?;
-        Ok(Grant {
-            producer: self,
-            position,
-            len,
-            done: false,
-        })
+        Ok(self.grant(position, len))
     }
 
     /// [`reserve`](Self::reserve), giving up at `deadline`.
@@ -766,12 +797,7 @@ impl Producer {
         deadline: Instant,
     ) -> Result<Grant<'_>, SendError> {
         let position = self.claim_until(len, Some(deadline))?;
-        Ok(Grant {
-            producer: self,
-            position,
-            len,
-            done: false,
-        })
+        Ok(self.grant(position, len))
     }
 
     /// How this handle waits in its blocking calls (default
@@ -892,7 +918,7 @@ impl Producer {
                 }
                 // The previous lap's message is still there: full, unless the
                 // hint moved meanwhile.
-                Some(s) if s.lap == lap.wrapping_sub(1) & LAP_MASK && s.state != State::Empty => {
+                Some(s) if s.leaves_full(lap) => {
                     // Relaxed: rereading the hint.
                     if tail.load(Ordering::Relaxed) != position {
                         continue;
@@ -919,6 +945,18 @@ impl Producer {
             "tail and stamps kept changing",
             MAX_ATTEMPTS as u64,
         )))
+    }
+
+    /// The grant of the slot at `position`, counted until it drops.
+    #[inline]
+    fn grant(&mut self, position: u64, len: usize) -> Grant<'_> {
+        self.lent = self.lent.wrapping_add(1);
+        Grant {
+            producer: self,
+            position,
+            len,
+            done: false,
+        }
     }
 
     /// Publishes the message written in `position`'s slot.
@@ -981,7 +1019,7 @@ impl Drop for Producer {
     fn drop(&mut self) {
         // A copy in a child made by `fork` is not the participant.
         if self.member.hold.in_this_process() {
-            self.ring.leave(&self.member);
+            self.ring.leave(&self.member, self.lent != 0);
         }
     }
 }
@@ -1042,6 +1080,7 @@ impl DerefMut for Grant<'_> {
 
 impl Drop for Grant<'_> {
     fn drop(&mut self) {
+        self.producer.lent = self.producer.lent.wrapping_sub(1);
         if !self.done {
             self.producer.abandon(self.position);
         }
@@ -1072,6 +1111,7 @@ impl Consumer {
             member,
             holder,
             stall: Stall::default(),
+            lent: 0,
             producers: Presence::default(),
             strategy: WaitStrategy::default(),
             owner,
@@ -1104,11 +1144,7 @@ impl Consumer {
     #[inline]
     pub fn try_recv(&mut self) -> Result<ReadGuard<'_>, RecvError> {
         let (position, len) = self.claim(usize::MAX)?;
-        Ok(ReadGuard {
-            consumer: self,
-            position,
-            len,
-        })
+        Ok(self.guard(position, len))
     }
 
     /// The next message, read in place, waiting for it as the handle's
@@ -1116,11 +1152,7 @@ impl Consumer {
     /// everything sent has been received.
     pub fn recv(&mut self) -> Result<ReadGuard<'_>, RecvError> {
         let (position, len) = self.claim_until(usize::MAX, None)?;
-        Ok(ReadGuard {
-            consumer: self,
-            position,
-            len,
-        })
+        Ok(self.guard(position, len))
     }
 
     /// [`recv`](Self::recv), giving up with [`RecvError::Timeout`] after
@@ -1133,11 +1165,7 @@ impl Consumer {
     /// `deadline`.
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<ReadGuard<'_>, RecvError> {
         let (position, len) = self.claim_until(usize::MAX, Some(deadline))?;
-        Ok(ReadGuard {
-            consumer: self,
-            position,
-            len,
-        })
+        Ok(self.guard(position, len))
     }
 
     /// Copies the next message into `buf`, waiting for it as
@@ -1197,11 +1225,7 @@ impl Consumer {
     /// The guard of the slot [`try_claim`](Self::try_claim) just claimed.
     #[cfg(all(feature = "tokio", not(ipc_core_loom)))]
     pub(crate) fn guard_of(&mut self, claim: Claim) -> ReadGuard<'_> {
-        ReadGuard {
-            consumer: self,
-            position: claim.position,
-            len: claim.len,
-        }
+        self.guard(claim.position, claim.len)
     }
 
     /// Claims the slot at the head, waiting for a message (or the deadline,
@@ -1348,11 +1372,7 @@ impl Consumer {
                 // Not written yet, being written, or still being read on the
                 // previous lap by a slow consumer that the others have since
                 // lapped: empty, unless the hint moved meanwhile.
-                Some(s)
-                    if (s.lap == lap && matches!(s.state, State::Empty | State::Writing))
-                        || (s.lap == lap.wrapping_sub(1) & LAP_MASK
-                            && s.state == State::Reading) =>
-                {
+                Some(s) if s.leaves_empty(lap) => {
                     // Relaxed: rereading the hint.
                     if head.load(Ordering::Relaxed) != position {
                         continue;
@@ -1364,13 +1384,16 @@ impl Consumer {
                     if ring.slots.is_poisoned() {
                         return Err(RecvError::Corrupted(Corruption::LOST));
                     }
-                    if s.state == State::Empty
-                        && self.producers.peers_gone(
-                            &ring.control().lifecycle,
-                            &ring.members,
-                            Role::Producer,
-                        )
-                    {
+                    // Asked in every empty case, not only for `Empty`: the
+                    // wait condition compares the epoch this records
+                    // (`DataReady::seen`), and one never recorded reads as
+                    // moved, which made a parked consumer spin. (Gone
+                    // producers write no slot: any empty case is the end.)
+                    if self.producers.peers_gone(
+                        &ring.control().lifecycle,
+                        &ring.members,
+                        Role::Producer,
+                    ) {
                         // Producers publish before they leave, and leaving
                         // is acquired by `peers_gone`: look once more.
                         // Acquire: as the stamp load above.
@@ -1396,6 +1419,17 @@ impl Consumer {
             "head and stamps kept changing",
             MAX_ATTEMPTS as u64,
         )))
+    }
+
+    /// The guard of the slot at `position`, counted until it drops.
+    #[inline]
+    fn guard(&mut self, position: u64, len: usize) -> ReadGuard<'_> {
+        self.lent = self.lent.wrapping_add(1);
+        ReadGuard {
+            consumer: self,
+            position,
+            len,
+        }
     }
 
     /// Frees a slot we read, for the next lap's producer.
@@ -1437,7 +1471,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         // A copy in a child made by `fork` is not the participant.
         if self.member.hold.in_this_process() {
-            self.ring.leave(&self.member);
+            self.ring.leave(&self.member, self.lent != 0);
         }
     }
 }
@@ -1472,13 +1506,17 @@ impl Condition for SpaceReady {
         Some(Mark::new(word, Lane::Space))
     }
 
+    /// Exactly when `Producer::claim` would not report `Full` (it claims,
+    /// steps past a claimed slot, or reports corruption or lost memory):
+    /// a condition looser than the claim would make a parked producer spin,
+    /// a stricter one would sleep through progress until the next tick.
     fn ready(&self) -> bool {
         let (ring, control) = (&self.ring, self.ring.control());
         // Relaxed: only whether to look again; `claim` acquires.
         let tail = control.tail.0.load(Ordering::Relaxed);
-        let free = Stamp::decode(ring.stamp(tail).load(Ordering::Relaxed))
-            .is_some_and(|s| s.state == State::Empty && s.lap == ring.lap(tail));
-        free || control.lifecycle.moved_from(self.seen)
+        let full = Stamp::decode(ring.stamp(tail).load(Ordering::Relaxed))
+            .is_some_and(|s| s.leaves_full(ring.lap(tail)));
+        !full || ring.slots.is_poisoned() || control.lifecycle.moved_from(self.seen)
     }
 }
 
@@ -1504,14 +1542,17 @@ impl Condition for DataReady {
         Some(Mark::new(word, Lane::Data))
     }
 
+    /// Exactly when `Consumer::claim` would not report `Empty` (see
+    /// `SpaceReady::ready`). A slot a lapped consumer still reads is empty
+    /// to both: calling it ready made a parked consumer waiting behind a
+    /// held `ReadGuard` spin through the sleeper's barrier (issue 13).
     fn ready(&self) -> bool {
         let (ring, control) = (&self.ring, self.ring.control());
         // Relaxed: only whether to look again; `claim` acquires.
         let head = control.head.0.load(Ordering::Relaxed);
-        let takeable = Stamp::decode(ring.stamp(head).load(Ordering::Relaxed)).is_none_or(|s| {
-            s.lap != ring.lap(head) || matches!(s.state, State::Full | State::Abandoned)
-        });
-        takeable || control.lifecycle.moved_from(self.seen)
+        let empty = Stamp::decode(ring.stamp(head).load(Ordering::Relaxed))
+            .is_some_and(|s| s.leaves_empty(ring.lap(head)));
+        !empty || ring.slots.is_poisoned() || control.lifecycle.moved_from(self.seen)
     }
 }
 
@@ -1547,6 +1588,7 @@ impl Deref for ReadGuard<'_> {
 
 impl Drop for ReadGuard<'_> {
     fn drop(&mut self) {
+        self.consumer.lent = self.consumer.lent.wrapping_sub(1);
         self.consumer.release(self.position);
     }
 }

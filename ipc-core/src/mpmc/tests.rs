@@ -363,3 +363,112 @@ proptest! {
         }
     }
 }
+
+/// Issue 13, item 5: `mem::forget` of a grant or a read guard is safe
+/// code. A handle that leaves with one outstanding repairs the slot it
+/// names, as a reap of it would (a forgotten grant's message is skipped, a
+/// forgotten guard's is lost), so nobody waits on a stamp naming an entry
+/// that is gone.
+#[test]
+fn a_handle_leaving_with_a_forgotten_grant_or_guard_repairs_its_slot() {
+    let (_r, mut p, mut c) = queue(4, 8);
+    let mut leaker = p.try_clone().unwrap();
+    core::mem::forget(leaker.try_reserve(3).unwrap()); // slot 0
+    drop(leaker);
+    for msg in [b"one", b"two", b"six"] {
+        p.try_send(msg).unwrap();
+    }
+    // The forgotten grant's slot is stepped over at once, not waited on.
+    assert_eq!(recv_vec(&mut c).unwrap(), b"one");
+    assert_eq!(
+        c.counters(),
+        Counters {
+            skipped: 1,
+            lost: 0
+        }
+    );
+
+    let mut leaker = c.try_clone().unwrap();
+    core::mem::forget(leaker.try_recv().unwrap()); // "two", slot 2
+    drop(leaker);
+    assert_eq!(recv_vec(&mut c).unwrap(), b"six");
+    // A lap on, slots 0 to 2 are free again; slot 2's reader left.
+    for msg in [b"sev", b"eig", b"nin"] {
+        p.try_send(msg).unwrap();
+    }
+    assert_eq!(
+        p.counters(),
+        Counters {
+            skipped: 1,
+            lost: 1
+        }
+    );
+    for msg in [b"sev", b"eig", b"nin"] {
+        assert_eq!(recv_vec(&mut c).unwrap(), msg);
+    }
+    assert_eq!(recv_vec(&mut c), Err(RecvError::Empty));
+}
+
+/// A reaper claims `doomed`'s dead entry and dies, after recovering what
+/// it held if `recovered`, before it could free the entry.
+fn reaper_dies_reaping(c: &Consumer, index: usize, recovered: bool) {
+    let members = c.ring.members;
+    let reaping = members
+        .table
+        .start_reap(index, &members.liveness)
+        .expect("a dead entry is claimed for reaping");
+    if recovered {
+        c.ring.recover(index);
+    }
+    reaping.die();
+}
+
+/// Issue 13, item 2: a reaper that dies mid-reap (before or after it
+/// repaired the dead producer's slot) leaves the entry `REAPING` with
+/// nobody holding its lock; the next handle stuck on that slot takes the
+/// reap over, redoes the recovery (counted once) and frees the entry (at
+/// once if stuck on its slot, else on a liveness tick), and
+/// `participants()` lists the entry, dead, meanwhile.
+#[test]
+fn a_reaper_that_dies_mid_reap_is_taken_over() {
+    for recovered in [false, true] {
+        let (region, mut p, mut c) = queue(4, 8);
+        let mut doomed = p.try_clone().unwrap();
+        let index = doomed.member.token.index();
+        doomed.claim(8).unwrap(); // slot 0, half-written forever
+        doomed.die();
+        p.try_send(b"after").unwrap();
+        reaper_dies_reaping(&c, index, recovered);
+        let listed = region.participants();
+        assert!(
+            listed.iter().any(|e| e.index == index && !e.alive),
+            "{listed:?}"
+        );
+        assert_eq!(recv_within(&mut c), b"after");
+        assert_eq!(
+            c.counters(),
+            Counters {
+                skipped: 1,
+                lost: 0
+            }
+        );
+        drop(p);
+        // The liveness ticks of a blocked call reap what is left.
+        let outcome = c.recv_timeout(Duration::from_secs(5)).map(|m| m.to_vec());
+        assert_eq!(outcome, Err(RecvError::Disconnected));
+        assert!(region.participants().iter().all(|e| e.index != index));
+    }
+}
+
+/// Issue 13, item 2, the other side: the last producer dies, its reaper
+/// dies mid-reap; a blocked consumer's liveness ticks take the reap over
+/// and it sees `Disconnected`, not a timeout.
+#[test]
+fn a_blocked_consumer_takes_over_a_dead_reap_of_the_last_producer() {
+    let (_r, p, mut c) = queue(4, 8);
+    let index = p.member.token.index();
+    p.die();
+    reaper_dies_reaping(&c, index, false);
+    let outcome = c.recv_timeout(Duration::from_secs(5)).map(|m| m.to_vec());
+    assert_eq!(outcome, Err(RecvError::Disconnected));
+}

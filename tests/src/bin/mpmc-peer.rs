@@ -16,6 +16,11 @@
 //!                                          `committed SEQ`, and claim the next
 //! mpmc-peer hold-read NAME                 claim one message and keep it; print
 //!                                          `holding PRODUCER SEQ`
+//! mpmc-peer wait-recv NAME STRATEGY MILLIS attach as a consumer, print `waiting`, receive
+//!                                          once waiting with STRATEGY (`park`,
+//!                                          `spin-then-park` or `busy-poll`) for up to
+//!                                          MILLIS ms; print `OUTCOME syscalls N`, N the
+//!                                          wait syscalls that receive made
 //! mpmc-peer in-new-pid-namespace ARGS...   run `mpmc-peer ARGS...` as pid 1 of a new
 //!                                          pid namespace; print `inner-pid PID` (its pid
 //!                                          here) first, or `no-pid-namespace WHY`
@@ -31,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_core::mpmc::{Consumer, Producer, RecvError, SendError};
+use ipc_core::wait::{syscalls, WaitStrategy};
 use ipc_core::{Region, RegionOptions};
 use ipc_tests::tagged::{self, Tally, TAGGED_LEN};
 use ipc_tests::wait::BoundedWait;
@@ -65,6 +71,10 @@ fn main() -> ExitCode {
             parse4(id, sent, "0").and_then(|(i, s, _)| hold_grant(name, i as usize, s))
         }
         ["hold-read", name] => hold_read(name),
+        ["wait-recv", name, strategy, millis] => millis
+            .parse()
+            .map_err(Into::into)
+            .and_then(|ms| wait_recv(name, strategy, ms)),
         ["in-new-pid-namespace", rest @ ..] if !rest.is_empty() => {
             return in_new_pid_namespace(rest)
         }
@@ -245,6 +255,27 @@ fn hold_read(name: &str) -> Outcome {
     let tag = tagged::read(&msg)?;
     say(&format!("holding {} {}", tag.producer, tag.seq));
     wait_forever()
+}
+
+/// Receives once, waiting as `strategy` says for up to `millis` ms, and
+/// prints the outcome and the wait syscalls the receive made.
+fn wait_recv(name: &str, strategy: &str, millis: u64) -> Outcome {
+    let strategy = match strategy {
+        "park" => WaitStrategy::Park,
+        "spin-then-park" => WaitStrategy::default(),
+        "busy-poll" => WaitStrategy::BusyPoll,
+        _ => return Err(format!("no wait strategy {strategy}").into()),
+    };
+    let mut consumer = Consumer::attach(open(name)?)?;
+    consumer.set_wait_strategy(strategy);
+    say("waiting");
+    let before = syscalls();
+    let outcome = match consumer.recv_timeout(Duration::from_millis(millis)) {
+        Ok(_) => "received".to_string(),
+        Err(e) => format!("{e:?}"),
+    };
+    say(&format!("{outcome} syscalls {}", syscalls() - before));
+    Ok(())
 }
 
 /// Runs `mpmc-peer args…` as the first process (pid 1) of a new pid
