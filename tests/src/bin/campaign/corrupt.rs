@@ -43,7 +43,7 @@ use crate::rng::Rng;
 use crate::Scale;
 
 /// Steps per worker chunk.
-const CHUNK_STEPS: u64 = 20_000;
+const CHUNK_STEPS: u64 = 50_000;
 /// Past its deadline, a call this late is a hang.
 const HANG: Duration = Duration::from_secs(5);
 /// A whole chunk's limit, as seen by the parent (a backstop to the
@@ -56,8 +56,8 @@ const TYPED_MAX: usize = 256;
 
 pub fn run(seed: u64, scale: Scale, report: &mut Report) {
     let started = Instant::now();
-    // CI mode: 20 chunks of 20,000 steps, about 2.5 sequential mutations
-    // each: over 10^6 mutations.
+    // CI mode: 20 chunks of 50,000 steps, 1.25 sequential mutations each
+    // on average: over 10^6 mutations.
     let chunks = scale.of(20);
     let exe = std::env::current_exe().expect("the campaign's own path");
     let mut next = 0;
@@ -94,22 +94,29 @@ fn judge(seed: u64, chunk: u64, child: SpawnedChild, report: &mut Report) {
         return;
     }
     let done = child.finish(Duration::ZERO);
-    let mut counted = false;
-    for line in done.stdout.lines() {
-        if let Some(counts) = line.strip_prefix("counts ") {
-            counted = true;
-            for field in counts.split_whitespace() {
-                if let Some((k, v)) = field.split_once('=') {
-                    report.add(&format!("corrupt: {}", k.replace('_', " ")), v.parse().unwrap_or(0));
-                }
+    // Progress lines are cumulative: the last one counts.
+    let last = done
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("counts "))
+        .last();
+    if let Some(counts) = last.and_then(|l| l.strip_prefix("counts ")) {
+        for field in counts.split_whitespace() {
+            if let Some((k, v)) = field.split_once('=') {
+                report.add(
+                    &format!("corrupt: {}", k.replace('_', " ")),
+                    v.parse().unwrap_or(0),
+                );
             }
         }
+    }
+    for line in done.stdout.lines() {
         if let Some(failure) = line.strip_prefix("failure ") {
             let (kind, detail) = failure.split_once(": ").unwrap_or((failure, ""));
             report.fail(&format!("corrupt: {kind}"), format!("{replay}: {detail}"));
         }
     }
-    if !counted {
+    if last.is_none() {
         report.fail("corrupt: worker printed no counts", replay.clone());
     }
     let status = done.status;
@@ -137,7 +144,10 @@ fn judge(seed: u64, chunk: u64, child: SpawnedChild, report: &mut Report) {
     let lines: Vec<&str> = stderr.lines().collect();
     // The end of stderr says most (the panic or the sanitizer's frames).
     let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-    report.fail(kind, format!("{replay}: {status}; stderr:\n{}", first_lines(&tail, 40)));
+    report.fail(
+        kind,
+        format!("{replay}: {status}; stderr:\n{}", first_lines(&tail, 40)),
+    );
 }
 
 /// A call in progress, for the watchdog.
@@ -199,7 +209,9 @@ impl Counts {
         for (k, v) in &self.map {
             line.push_str(&format!(" {k}={v}"));
         }
-        line.push_str(&format!(" mutations_by_the_concurrent_scribbler={scribbled}"));
+        line.push_str(&format!(
+            " mutations_by_the_concurrent_scribbler={scribbled}"
+        ));
         println!("{line}");
         let _ = std::io::stdout().flush();
     }
@@ -261,7 +273,8 @@ pub fn worker(args: &[String]) -> ExitCode {
                 eprintln!(
                     "campaign-hang: call {} at step {} (seed {seed}, chunk {chunk}) still running \
                      {HANG:?} past its deadline",
-                    OPS.get(watch.op.load(Ordering::Relaxed) as usize).unwrap_or(&"?"),
+                    OPS.get(watch.op.load(Ordering::Relaxed) as usize)
+                        .unwrap_or(&"?"),
                     watch.step.load(Ordering::Relaxed)
                 );
                 std::process::abort();
@@ -311,15 +324,19 @@ pub fn worker(args: &[String]) -> ExitCode {
         let base = region.data_ptr().as_ptr() as usize - region.layout().data_offset as usize;
         let len = region.len() as usize;
         let areas = areas(&region);
-        let life = rng.range(50, 2_000).min(steps - step);
+        let life = rng.range(20, 400).min(steps - step);
         for _ in 0..life {
             step += 1;
-            let mutations = rng.range(1, 4);
+            // Half the steps undo their mutations after their calls, so
+            // that single corruptions meet a region otherwise intact.
+            let undo = rng.one_in(2);
+            let mutations = rng.range(0, 2) + u64::from(undo);
+            let mut saved = Vec::new();
             for _ in 0..mutations {
                 let area = *rng.pick(&areas);
                 // SAFETY: the region is alive (held by `region`) and the
                 // offsets are inside its mapping.
-                unsafe { mutate_in(&mut rng, base as *mut u8, len, area) };
+                saved.push(unsafe { mutate_in(&mut rng, base as *mut u8, len, area) });
             }
             counts.add("mutations", mutations);
             let concurrent = rng.one_in(32);
@@ -337,10 +354,26 @@ pub fn worker(args: &[String]) -> ExitCode {
                 watch.begin(op, step, wait);
                 handles.op(op, blocking, wait, &mut rng, &mut counts);
                 watch.end();
-                counts.add(if blocking { "calls_blocking" } else { "calls_try_and_other" }, 1);
+                counts.add(
+                    if blocking {
+                        "calls_blocking"
+                    } else {
+                        "calls_try_and_other"
+                    },
+                    1,
+                );
             }
             if concurrent {
                 *target.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+            if undo {
+                for (offset, old) in saved.into_iter().rev() {
+                    // SAFETY: the word saved by `mutate_in`, inside the
+                    // live mapping.
+                    unsafe { &*((base + offset) as *const AtomicU64) }
+                        .store(old, Ordering::Relaxed);
+                }
+                counts.add("mutations_undone_after_their_calls", mutations);
             }
             if step % 5000 == 0 {
                 // Progress survives a crash of this worker.
@@ -433,15 +466,25 @@ fn areas(region: &Region) -> Vec<(usize, usize)> {
     areas
 }
 
-/// Overwrites one byte or word in `area` of the mapping at `base`.
+/// Overwrites one byte or word in `area` of the mapping at `base`; returns
+/// the offset and old value of the word that holds it, to undo it.
 ///
 /// # Safety
 /// `base..base + len` must be a live mapping, and `area` inside it.
-unsafe fn mutate_in(rng: &mut Rng, base: *mut u8, len: usize, area: (usize, usize)) {
+unsafe fn mutate_in(
+    rng: &mut Rng,
+    base: *mut u8,
+    len: usize,
+    area: (usize, usize),
+) -> (usize, u64) {
     let (start, end) = (area.0, area.1.min(len));
     let offset = start + rng.below((end - start) as u64) as usize;
+    // SAFETY: the caller's contract; an aligned word inside the mapping
+    // (its length is a multiple of the page size).
+    let old = unsafe { &*(base.add(offset & !7) as *const AtomicU64) }.load(Ordering::Relaxed);
     // SAFETY: the caller's contract; the offset is inside the mapping.
-    unsafe { write_at(rng, base, len, offset) }
+    unsafe { write_at(rng, base, len, offset) };
+    (offset & !7, old)
 }
 
 /// Overwrites one byte or word anywhere in the mapping at `base`.
@@ -522,21 +565,35 @@ impl Handles {
         }
         match self {
             Handles::Spsc { p, c, .. } => match (op, p.as_mut(), c.as_mut()) {
-                (0 | 5, Some(p), _) => sent(counts, "spsc", if blocking {
-                    p.send_timeout(&buf[..len], wait)
-                } else {
-                    p.try_send(&buf[..len])
-                }),
-                (1 | 6, _, Some(c)) => got(counts, "spsc", MAX, if blocking {
-                    c.recv_timeout(wait).map(|m| m.len())
-                } else {
-                    c.try_recv().map(|m| m.len())
-                }),
-                (2, _, Some(c)) => got(counts, "spsc", MAX, if blocking {
-                    c.recv_into_deadline(&mut buf[..MAX], Instant::now() + wait)
-                } else {
-                    c.try_recv_into(&mut buf[..MAX])
-                }),
+                (0 | 5, Some(p), _) => sent(
+                    counts,
+                    "spsc",
+                    if blocking {
+                        p.send_timeout(&buf[..len], wait)
+                    } else {
+                        p.try_send(&buf[..len])
+                    },
+                ),
+                (1 | 6, _, Some(c)) => got(
+                    counts,
+                    "spsc",
+                    MAX,
+                    if blocking {
+                        c.recv_timeout(wait).map(|m| m.len())
+                    } else {
+                        c.try_recv().map(|m| m.len())
+                    },
+                ),
+                (2, _, Some(c)) => got(
+                    counts,
+                    "spsc",
+                    MAX,
+                    if blocking {
+                        c.recv_into_deadline(&mut buf[..MAX], Instant::now() + wait)
+                    } else {
+                        c.try_recv_into(&mut buf[..MAX])
+                    },
+                ),
                 (3, Some(p), _) => {
                     let grant = if blocking {
                         p.reserve_deadline(len, Instant::now() + wait)
@@ -566,21 +623,35 @@ impl Handles {
             Handles::Mpmc { p, c, .. } => {
                 let which = (op >= 5) as usize;
                 match (op, p[which].as_mut(), c[which].as_mut()) {
-                    (0 | 5, Some(p), _) => sent(counts, "mpmc", if blocking {
-                        p.send_timeout(&buf[..len], wait)
-                    } else {
-                        p.try_send(&buf[..len])
-                    }),
-                    (1 | 6, _, Some(c)) => got(counts, "mpmc", MAX, if blocking {
-                        c.recv_timeout(wait).map(|m| m.len())
-                    } else {
-                        c.try_recv().map(|m| m.len())
-                    }),
-                    (2, _, Some(c)) => got(counts, "mpmc", MAX, if blocking {
-                        c.recv_into_deadline(&mut buf[..MAX], Instant::now() + wait)
-                    } else {
-                        c.try_recv_into(&mut buf[..MAX])
-                    }),
+                    (0 | 5, Some(p), _) => sent(
+                        counts,
+                        "mpmc",
+                        if blocking {
+                            p.send_timeout(&buf[..len], wait)
+                        } else {
+                            p.try_send(&buf[..len])
+                        },
+                    ),
+                    (1 | 6, _, Some(c)) => got(
+                        counts,
+                        "mpmc",
+                        MAX,
+                        if blocking {
+                            c.recv_timeout(wait).map(|m| m.len())
+                        } else {
+                            c.try_recv().map(|m| m.len())
+                        },
+                    ),
+                    (2, _, Some(c)) => got(
+                        counts,
+                        "mpmc",
+                        MAX,
+                        if blocking {
+                            c.recv_into_deadline(&mut buf[..MAX], Instant::now() + wait)
+                        } else {
+                            c.try_recv_into(&mut buf[..MAX])
+                        },
+                    ),
                     (3, Some(p), _) => {
                         let grant = if blocking {
                             p.reserve_deadline(len, Instant::now() + wait)
@@ -612,11 +683,17 @@ impl Handles {
                     };
                     match r {
                         Ok(()) => counts.add("sent", 1),
-                        Err(e) => counts.add(&format!("error_serde_send_{}", variant(&e.failure)), 1),
+                        Err(e) => {
+                            counts.add(&format!("error_serde_send_{}", variant(&e.failure)), 1)
+                        }
                     }
                 }
                 (1 | 2 | 4 | 6, _, Some(rx)) => {
-                    let r = if blocking { rx.recv_timeout(wait) } else { rx.try_recv() };
+                    let r = if blocking {
+                        rx.recv_timeout(wait)
+                    } else {
+                        rx.try_recv()
+                    };
                     match r {
                         // A record that decodes but is not what any sender
                         // sent is corrupt data, which the channel cannot

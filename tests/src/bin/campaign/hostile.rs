@@ -67,15 +67,27 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("truncated UTF-8", "String", vec![2, 0xe2, 0x82]),
         // producer 1, seq 1, "" label, no values, variant 9 of 4.
         ("bad enum tag", "Record", vec![1, 1, 0, 0, 9]),
-        ("enum tag 2^64-1", "Record", [&[1u8, 1, 0, 0][..], &varint(u64::MAX)].concat()),
+        (
+            "enum tag 2^64-1",
+            "Record",
+            [&[1u8, 1, 0, 0][..], &varint(u64::MAX)].concat(),
+        ),
         ("bad option tag", "Record", vec![1, 1, 0, 0, 3, 7, 5]),
         ("truncated record", "Record", vec![1, 1, 10, b'a']),
         ("empty message", "Record", vec![]),
         ("varint marker without its bytes", "Record", vec![253, 1, 2]),
         ("reserved varint marker 255", "Record", vec![255, 1]),
         ("deep nesting (2^20 levels)", "Tree", deep),
-        ("POD one byte short", "Sample", vec![0u8; std::mem::size_of::<Sample>() - 1]),
-        ("POD half its size", "Sample", vec![0u8; std::mem::size_of::<Sample>() / 2]),
+        (
+            "POD one byte short",
+            "Sample",
+            vec![0u8; std::mem::size_of::<Sample>() - 1],
+        ),
+        (
+            "POD half its size",
+            "Sample",
+            vec![0u8; std::mem::size_of::<Sample>() / 2],
+        ),
         ("POD empty", "Sample", vec![]),
     ]
 }
@@ -126,13 +138,18 @@ pub fn run(seed: u64, report: &mut Report) {
         }
     }
     report.add("hostile: typed-message cases run", 2 * cases().len() as u64);
-    report.add("hostile: cases where the receiver reported and went on", passed);
+    report.add(
+        "hostile: cases where the receiver reported and went on",
+        passed,
+    );
     report.timed("hostile", started.elapsed());
 }
 
 pub fn worker(args: &[String]) -> ExitCode {
-    let (Some(index), Some(ring)) = (args.first().and_then(|a| a.parse::<usize>().ok()), args.get(1))
-    else {
+    let (Some(index), Some(ring)) = (
+        args.first().and_then(|a| a.parse::<usize>().ok()),
+        args.get(1),
+    ) else {
         eprintln!("usage: campaign --worker hostile CASE spsc|mpmc");
         return ExitCode::from(2);
     };
@@ -174,9 +191,12 @@ where
     let ep = builder.create(&name).map_err(|e| format!("create: {e}"))?;
     let mut rx = ep.receiver().map_err(|e| format!("receiver: {e}"))?;
     {
-        let raw = Channel::bytes().open(&name).map_err(|e| format!("raw open: {e}"))?;
+        let raw = Channel::bytes()
+            .open(&name)
+            .map_err(|e| format!("raw open: {e}"))?;
         let mut tx = raw.sender().map_err(|e| format!("raw sender: {e}"))?;
-        tx.send_timeout(bytes, WAIT).map_err(|e| format!("raw send: {e}"))?;
+        tx.send_timeout(bytes, WAIT)
+            .map_err(|e| format!("raw send: {e}"))?;
     }
     let mut tx = ep.sender().map_err(|e| format!("typed sender: {e}"))?;
     let first = match rx.recv_timeout(WAIT) {
@@ -188,7 +208,9 @@ where
         .map_err(|e| format!("honest send: {e}"))?;
     match rx.recv_timeout(WAIT) {
         Ok(v) if v == honest => Ok(first),
-        other => Err(format!("after the hostile message, the honest one gave {other:?}")),
+        other => Err(format!(
+            "after the hostile message, the honest one gave {other:?}"
+        )),
     }
 }
 
@@ -201,10 +223,14 @@ fn pod_case(mpmc: bool, bytes: &[u8]) -> Result<String, String> {
     let ep = builder.create(&name).map_err(|e| format!("create: {e}"))?;
     let mut rx = ep.receiver().map_err(|e| format!("receiver: {e}"))?;
     {
-        let raw = Channel::bytes().open(&name).map_err(|e| format!("raw open: {e}"))?;
+        let raw = Channel::bytes()
+            .open(&name)
+            .map_err(|e| format!("raw open: {e}"))?;
         let mut tx = raw.sender().map_err(|e| format!("raw sender: {e}"))?;
-        tx.send_timeout(bytes, WAIT).map_err(|e| format!("raw send: {e}"))?;
-        tx.send_timeout(bytes, WAIT).map_err(|e| format!("raw send: {e}"))?;
+        tx.send_timeout(bytes, WAIT)
+            .map_err(|e| format!("raw send: {e}"))?;
+        tx.send_timeout(bytes, WAIT)
+            .map_err(|e| format!("raw send: {e}"))?;
     }
     let first = match rx.recv_timeout(WAIT) {
         Err(e @ RecvError::WrongSize { .. }) => e.to_string(),
@@ -212,7 +238,12 @@ fn pod_case(mpmc: bool, bytes: &[u8]) -> Result<String, String> {
     };
     match rx.recv_ref_timeout(WAIT) {
         Err(RecvError::WrongSize { .. }) => {}
-        other => return Err(format!("in place, the hostile message gave {:?}", other.map(|g| *g))),
+        other => {
+            return Err(format!(
+                "in place, the hostile message gave {:?}",
+                other.map(|g| *g)
+            ))
+        }
     }
     let mut tx = ep.sender().map_err(|e| format!("typed sender: {e}"))?;
     let honest = Sample::new(3, 9);
@@ -220,6 +251,8 @@ fn pod_case(mpmc: bool, bytes: &[u8]) -> Result<String, String> {
         .map_err(|e| format!("honest send: {e}"))?;
     match rx.recv_timeout(WAIT) {
         Ok(v) if v == honest => Ok(first),
-        other => Err(format!("after the hostile message, the honest one gave {other:?}")),
+        other => Err(format!(
+            "after the hostile message, the honest one gave {other:?}"
+        )),
     }
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipc_core::channel::{
-    Bytes, Channel, Endpoint, Receiver, RecvError, Sender, SendFailure, Serde,
+    Bytes, Channel, Endpoint, Receiver, RecvError, SendFailure, Sender, Serde,
 };
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{mpmc, Region, RegionOptions};
@@ -172,7 +172,8 @@ impl Book {
     fn retried(&self, stream: u64, seq: u64, why: u64) {
         let byte = COUNTERS + STREAMS * CAP + stream * CAP + seq;
         let shift = (byte % 8) * 8;
-        self.word(byte & !7).fetch_or(why << shift, Ordering::Relaxed);
+        self.word(byte & !7)
+            .fetch_or(why << shift, Ordering::Relaxed);
     }
 
     fn retries(&self, stream: u64, seq: u64) -> u64 {
@@ -562,14 +563,23 @@ fn run_round(round: &Round, book: &Book, report: &mut Report) {
         );
         failed = true;
     }
-    report.add("kills: SIGKILLs (total)", tallies.kills_producer + tallies.kills_consumer);
+    report.add(
+        "kills: SIGKILLs (total)",
+        tallies.kills_producer + tallies.kills_consumer,
+    );
     report.add("kills: SIGKILLs of producers", tallies.kills_producer);
     report.add("kills: SIGKILLs of consumers", tallies.kills_consumer);
     report.add(&format!("kills: rounds {:?}", round.kind), 1);
     report.add("kills: messages sent (send returned Ok)", tallies.sent);
     report.add("kills: messages delivered once", tallies.delivered);
-    report.add("kills: sent, never delivered (in flight at a consumer kill)", tallies.in_flight_missing);
-    report.add("kills: messages being sent at a producer kill", tallies.maybe_sent);
+    report.add(
+        "kills: sent, never delivered (in flight at a consumer kill)",
+        tallies.in_flight_missing,
+    );
+    report.add(
+        "kills: messages being sent at a producer kill",
+        tallies.maybe_sent,
+    );
     report.add("kills:   of which delivered", tallies.maybe_delivered);
     report.add("kills: MPMC counters: skipped", tallies.skipped);
     report.add("kills: MPMC counters: lost", tallies.lost);
@@ -619,7 +629,10 @@ fn judge_exit(
         }
         Err(e) => {
             report.fail(
-                &format!("hang: {} did not finish", what.split(' ').next().unwrap_or("")),
+                &format!(
+                    "hang: {} did not finish",
+                    what.split(' ').next().unwrap_or("")
+                ),
                 format!(
                     "{}: {what} ({:?} calls, pid {}): {e}; participants: {:?}",
                     round.describe(),
