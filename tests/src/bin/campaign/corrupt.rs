@@ -38,7 +38,7 @@ use ipc_tests::spawn::SpawnedChild;
 use ipc_tests::typed::Record;
 use ipc_tests::wait::wait_for_end;
 
-use crate::report::{first_lines, Report};
+use crate::report::Report;
 use crate::rng::Rng;
 use crate::Scale;
 
@@ -137,12 +137,18 @@ fn judge(seed: u64, chunk: u64, child: SpawnedChild, report: &mut Report) {
     } else {
         "corrupt: worker failed"
     };
+    // The first lines say what happened (the panic or allocation failure,
+    // the sanitizer's verdict), the last ones where (frames).
     let lines: Vec<&str> = stderr.lines().collect();
-    // The end of stderr says most (the panic or the sanitizer's frames).
-    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    let head = lines.len().min(6);
+    let tail = lines.len().saturating_sub(14).max(head);
     report.fail(
         kind,
-        format!("{replay}: {status}; stderr:\n{}", first_lines(&tail, 40)),
+        format!(
+            "{replay}: {status}; stderr:\n{}\n    ...\n{}",
+            lines[..head].join("\n"),
+            lines[tail..].join("\n")
+        ),
     );
 }
 

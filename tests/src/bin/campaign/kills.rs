@@ -373,6 +373,10 @@ fn run_round(round: &Round, book: &Book, report: &mut Report) {
     let mut children = Vec::new();
     let mut tallies = Tallies::default();
     let mut maybe: Vec<Vec<u64>> = vec![Vec::new(); round.producers as usize];
+    // Where each stream's next producer starts: never below a message that
+    // may have been sent already (a replacement killed before its first
+    // send leaves `done` behind it).
+    let mut resume = vec![0u64; round.producers as usize];
     for stream in 0..round.producers {
         let calls = *rng.pick(&[Calls::Try, Calls::Blocking]);
         children.push(spawn(&ep, book, Role::Producer { stream }, calls, 0));
@@ -382,6 +386,12 @@ fn run_round(round: &Round, book: &Book, report: &mut Report) {
         children.push(spawn(&ep, book, Role::Consumer, calls, 0));
     }
     let mut failed = false;
+    // What happened, for a failure's detail.
+    let started = Instant::now();
+    let mut log: Vec<String> = children
+        .iter()
+        .map(|c| format!("start {:?} {:?}", c.role, c.calls))
+        .collect();
     // The kill phase.
     for _ in 0..round.kills {
         std::thread::sleep(Duration::from_micros(rng.below(round.gap_us + 1)));
@@ -403,29 +413,40 @@ fn run_round(round: &Round, book: &Book, report: &mut Report) {
                 continue;
             }
         }
+        log.push(format!(
+            "{:.1} ms: killed {:?} {:?}",
+            started.elapsed().as_secs_f64() * 1e3,
+            role,
+            children[victim].calls
+        ));
         let calls = *rng.pick(&[Calls::Try, Calls::Blocking, Calls::Copying]);
         match role {
             Role::Producer { stream } => {
                 tallies.kills_producer += 1;
                 let attempt = book.attempt(stream).swap(0, Ordering::Relaxed);
                 let done = book.done(stream).load(Ordering::Relaxed);
-                let mut next = done;
+                let mut next = resume[stream as usize].max(done);
                 if attempt != 0 {
                     // Killed while sending `attempt - 1`: it may or may not
                     // be delivered, never twice; the stream goes on after it.
                     maybe[stream as usize].push(attempt - 1);
                     next = next.max(attempt);
                 }
+                resume[stream as usize] = next;
                 let calls = if calls == Calls::Copying {
                     Calls::Try
                 } else {
                     calls
                 };
                 children[victim] = spawn(&ep, book, role, calls, next);
+                log.push(format!(
+                    "  (done {done}, attempt {attempt}) replaced by {calls:?} from seq {next}"
+                ));
             }
             Role::Consumer => {
                 tallies.kills_consumer += 1;
                 children[victim] = spawn(&ep, book, role, calls, 0);
+                log.push(format!("  replaced by {calls:?}"));
             }
         }
     }
@@ -529,10 +550,11 @@ fn run_round(round: &Round, book: &Book, report: &mut Report) {
         report.fail(
             "duplicate delivery",
             format!(
-                "{}: {} message(s) delivered more than once; first (stream, seq, times, how it was sent): {:?}",
+                "{}: {} message(s) delivered more than once; first (stream, seq, times, how it was sent): {:?}\n    kills: {}",
                 round.describe(),
                 duplicates.len(),
-                &duplicates[..duplicates.len().min(5)]
+                &duplicates[..duplicates.len().min(5)],
+                log.join("; ")
             ),
         );
         failed = true;
