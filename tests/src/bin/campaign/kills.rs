@@ -259,7 +259,13 @@ impl Round {
             index,
             seed,
             kind,
-            capacity: *rng.pick(&[2, 4, 16, 64, 1024]),
+            // A large MPMC queue makes a reap's scan of the slots long
+            // enough for a kill to land in it (a reaper dying mid-reap).
+            capacity: if kind.is_mpmc() && rng.one_in(4) {
+                1 << 18
+            } else {
+                *rng.pick(&[2, 4, 16, 64, 1024])
+            },
             strategy: *rng.pick(&[
                 WaitStrategy::default(),
                 WaitStrategy::Park,
@@ -461,14 +467,19 @@ fn run_round(round: &Round, book: &Book, report: &mut Report) {
     let participants = format!("{:?}", ep.region().participants());
     gates = None;
     drop(gates);
+    // After one consumer hangs the others are behind the same wedge: a
+    // short wait for them keeps a failing round from taking minutes.
+    let mut finish = FINISH;
     for child in children.iter().filter(|c| c.role == Role::Consumer) {
-        let status = child.process.wait(FINISH);
+        let status = child.process.wait(finish);
         if status.is_err() {
+            let waited = std::mem::replace(&mut finish, Duration::from_secs(1));
             report.fail(
                 "hang: consumer did not finish (queue wedged?)",
                 format!(
-                    "{}: a {:?} consumer (pid {}) still running {FINISH:?} after the \
-                     producers finished; participants then: {participants}",
+                    "{}: a {:?} consumer (pid {}) still running {waited:?} after the \
+                     producers finished (the first one waited for {FINISH:?}); \
+                     participants then: {participants}",
                     round.describe(),
                     child.calls,
                     child.process.pid()
