@@ -101,10 +101,17 @@ fn a_killed_parent_is_dead_to_its_peers_while_its_forked_child_lives() {
         if producer.try_send(b"from the parent").is_err() {
             return 3;
         }
-        // SAFETY: the grandchild only calls `pause` until it is killed: no
-        // allocation, no locks. No parent-death signal: it outlives us.
+        // SAFETY: the grandchild reports its pid and calls `pause` until it
+        // is killed: no allocation, no locks. No parent-death signal: it
+        // outlives its parent. It reports from its side of `fork`, so the
+        // report comes after the fork handlers ran in it (the window before,
+        // when it still holds copies of the parent's lock fds, is not what
+        // this test is about).
         let grandchild = unsafe { libc::fork() };
         if grandchild == 0 {
+            // SAFETY: no preconditions.
+            let me = unsafe { libc::getpid() };
+            let _ = nix::unistd::write(&pipe_w, &me.to_le_bytes());
             loop {
                 // SAFETY: no preconditions.
                 unsafe { libc::pause() };
@@ -112,9 +119,6 @@ fn a_killed_parent_is_dead_to_its_peers_while_its_forked_child_lives() {
         }
         if grandchild < 0 {
             return 4;
-        }
-        if nix::unistd::write(&pipe_w, &grandchild.to_le_bytes()) != Ok(4) {
-            return 5;
         }
         loop {
             // SAFETY: no preconditions; killed here.
@@ -124,11 +128,14 @@ fn a_killed_parent_is_dead_to_its_peers_while_its_forked_child_lives() {
     // SAFETY: the child attaches, sends, forks and writes to a pipe: no
     // allocation, no locks.
     let parent = unsafe { ForkedChild::fork(hold) }.unwrap();
+    // Only the children write: a child that fails closes the pipe and the
+    // read below returns, rather than wait forever.
+    drop(pipe_w);
     let mut pid = [0u8; 4];
     assert_eq!(
         nix::unistd::read(&pipe_r, &mut pid),
         Ok(4),
-        "the parent's report"
+        "the forked child's report"
     );
     let grandchild = nix::unistd::Pid::from_raw(i32::from_le_bytes(pid));
     let kill_grandchild = |_: ()| {
