@@ -17,11 +17,13 @@
 //!   once;
 //! - [`probe`]: what `/proc` says of a process or thread (asleep in a futex,
 //!   stopped, CPU time used);
-//! - [`watchdog`]: a limit on a whole test, past which the process aborts.
+//! - [`watchdog`]: a limit on a whole test, past which the process aborts;
+//! - [`privileged`]: root-only tests that say `skipped`, and fail in CI.
 
 pub mod fork;
 pub mod name;
 pub mod payload;
+pub mod privileged;
 pub mod probe;
 pub mod rings;
 pub mod spawn;

@@ -13,6 +13,7 @@ use ipc_core::mpmc::{self, Consumer, Counters, Producer, RecvError};
 use ipc_core::participants::{table_size, Entry, Role, SLOT_SIZE};
 use ipc_core::{Region, RegionOptions};
 use ipc_tests::name::ShmName;
+use ipc_tests::privileged;
 use ipc_tests::spawn::SpawnedChild;
 use ipc_tests::tagged::{self, TAGGED_LEN};
 use nix::sys::signal::{kill, Signal};
@@ -327,8 +328,10 @@ fn my_pid_namespace() -> u64 {
 /// killed.
 #[test]
 fn a_participant_in_another_pid_namespace_is_judged_by_its_lock() {
-    if !can_unshare() {
-        eprintln!("skipped: needs root to make a pid namespace");
+    if !privileged::runs(
+        can_unshare(),
+        "a_participant_in_another_pid_namespace_is_judged_by_its_lock: needs root to make a pid namespace",
+    ) {
         return;
     }
     let name = ShmName::new("pidns");
@@ -341,7 +344,7 @@ fn a_participant_in_another_pid_namespace_is_judged_by_its_lock() {
     while inner.is_none() || recorded.is_none() {
         let line = wrapper.read_line(STALL);
         if let Some(why) = line.strip_prefix("no-pid-namespace ") {
-            eprintln!("skipped: no pid namespace here: {why}");
+            privileged::runs(false, &format!("no pid namespace here: {why}"));
             return;
         } else if line.starts_with("inner-pid ") {
             inner = Some(number_after(&line, "inner-pid ") as i32);

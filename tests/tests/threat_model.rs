@@ -13,6 +13,7 @@ use ipc_core::spsc::{self, Consumer, Producer, RecvError, SendError};
 use ipc_core::{remove_shm, Error, RegionOptions};
 use ipc_tests::fork::ForkedChild;
 use ipc_tests::name::ShmName;
+use ipc_tests::privileged;
 use ipc_tests::spawn::SpawnedChild;
 use nix::sys::wait::WaitStatus;
 
@@ -77,6 +78,103 @@ fn handles_dropped_in_a_forked_child_leave_the_roles_to_the_parent() {
     assert_eq!(&*consumer.try_recv().unwrap(), b"still mine");
 }
 
+/// Claim: "the child does not inherit the parent's liveness locks, so a dead
+/// parent is not kept alive by its children." A process holding the
+/// producer role forks a child that lives on (no handle use, it just
+/// sleeps); the parent is killed; its peers must see the producer dead at
+/// once (`Disconnected`, an entry no longer alive, the role free), while
+/// the child still runs.
+#[test]
+fn a_killed_parent_is_dead_to_its_peers_while_its_forked_child_lives() {
+    let region = Arc::new(
+        RegionOptions::new()
+            .layout(spsc::layout(4096, 64).unwrap())
+            .create_anonymous()
+            .unwrap(),
+    );
+    let mut consumer = Consumer::attach(region.clone()).unwrap();
+    let (pipe_r, pipe_w) = nix::unistd::pipe().unwrap();
+    let hold = || {
+        let Ok(mut producer) = Producer::attach(region.clone()) else {
+            return 2;
+        };
+        if producer.try_send(b"from the parent").is_err() {
+            return 3;
+        }
+        // SAFETY: the grandchild reports its pid and calls `pause` until it
+        // is killed: no allocation, no locks. No parent-death signal: it
+        // outlives its parent. It reports from its side of `fork`, so the
+        // report comes after the fork handlers ran in it (the window before,
+        // when it still holds copies of the parent's lock fds, is not what
+        // this test is about).
+        let grandchild = unsafe { libc::fork() };
+        if grandchild == 0 {
+            // SAFETY: no preconditions.
+            let me = unsafe { libc::getpid() };
+            let _ = nix::unistd::write(&pipe_w, &me.to_le_bytes());
+            loop {
+                // SAFETY: no preconditions.
+                unsafe { libc::pause() };
+            }
+        }
+        if grandchild < 0 {
+            return 4;
+        }
+        loop {
+            // SAFETY: no preconditions; killed here.
+            unsafe { libc::pause() };
+        }
+    };
+    // SAFETY: the child attaches, sends, forks and writes to a pipe: no
+    // allocation, no locks.
+    let parent = unsafe { ForkedChild::fork(hold) }.unwrap();
+    // Only the children write: a child that fails closes the pipe and the
+    // read below returns, rather than wait forever.
+    drop(pipe_w);
+    let mut pid = [0u8; 4];
+    assert_eq!(
+        nix::unistd::read(&pipe_r, &mut pid),
+        Ok(4),
+        "the forked child's report"
+    );
+    let grandchild = nix::unistd::Pid::from_raw(i32::from_le_bytes(pid));
+    let kill_grandchild = |_: ()| {
+        let _ = nix::sys::signal::kill(grandchild, nix::sys::signal::Signal::SIGKILL);
+    };
+    let producer_entry = |alive: bool| {
+        region.participants().iter().any(|e| {
+            e.role == Some(ipc_core::participants::Role::Producer)
+                && e.pid == parent.pid().as_raw() as u32
+                && e.alive == alive
+        })
+    };
+    assert!(producer_entry(true), "{:?}", region.participants());
+    nix::sys::signal::kill(parent.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+    assert!(matches!(
+        parent.wait(DEADLINE).unwrap(),
+        WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)
+    ));
+    // The grandchild lives on, holding copies of everything the parent had.
+    let alive = nix::sys::signal::kill(grandchild, None).is_ok();
+    let dead_entry = producer_entry(false);
+    let participants = region.participants();
+    let first = consumer.recv_timeout(DEADLINE).map(|m| m.to_vec());
+    let then = consumer.recv_timeout(DEADLINE).map(|m| m.len());
+    let taken_over = Producer::attach(region.clone()).map(drop);
+    kill_grandchild(());
+    assert!(
+        alive,
+        "the forked child died with its parent: the test shows nothing"
+    );
+    assert!(
+        dead_entry,
+        "the dead parent is listed alive: {participants:?}"
+    );
+    assert_eq!(first.as_deref(), Ok(&b"from the parent"[..]));
+    assert_eq!(then, Err(RecvError::Disconnected));
+    assert!(taken_over.is_ok(), "{taken_over:?}");
+}
+
 // ---------------------------------------------------------------------------
 // Memory that can vanish: SIGBUS
 
@@ -124,8 +222,10 @@ fn in_small_tmpfs(args: &[&str]) -> Command {
 /// and then kills the process with SIGBUS on first touch."
 #[test]
 fn creation_in_a_full_tmpfs_fails_instead_of_faulting_later() {
-    if !can_mount() {
-        eprintln!("skipped: needs root to mount a small tmpfs in a private mount namespace");
+    if !privileged::runs(
+        can_mount(),
+        "creation_in_a_full_tmpfs_fails_instead_of_faulting_later: needs root to mount a small tmpfs",
+    ) {
         return;
     }
     // Fits: 256 KiB in 1 MiB.
@@ -271,8 +371,10 @@ fn a_sigbus_sent_by_a_process_poisons_nothing() {
 /// `/dev/shm` cannot feed it a forged region."
 #[test]
 fn objects_others_could_have_written_are_refused() {
-    if !can_mount() {
-        eprintln!("skipped: needs root to give an object to another user");
+    if !privileged::runs(
+        can_mount(),
+        "objects_others_could_have_written_are_refused: needs root to give an object to another user",
+    ) {
         return;
     }
     // A squatter (uid 65534) made the name first, with a valid header.
