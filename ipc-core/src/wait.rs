@@ -553,7 +553,8 @@ pub(crate) enum Paused {
     /// Try again.
     Again,
     /// Try again, and first check that the peers are alive: a
-    /// [`LIVENESS_TICK`] has passed.
+    /// [`LIVENESS_TICK`] has passed, or the deadline has (a call that
+    /// times out checks its peers once first).
     Tick,
     /// The deadline passed.
     TimedOut,
@@ -571,6 +572,9 @@ pub(crate) struct Wait {
     deadline: Option<std::time::Instant>,
     #[cfg(not(ipc_core_loom))]
     next_tick: Option<std::time::Instant>,
+    /// Whether the deadline's own liveness check was handed out.
+    #[cfg(not(ipc_core_loom))]
+    checked_at_deadline: bool,
 }
 
 impl Wait {
@@ -587,6 +591,8 @@ impl Wait {
             deadline,
             #[cfg(not(ipc_core_loom))]
             next_tick: None,
+            #[cfg(not(ipc_core_loom))]
+            checked_at_deadline: false,
         }
     }
 
@@ -637,7 +643,16 @@ impl Wait {
             }
             let now = std::time::Instant::now();
             if self.deadline.is_some_and(|deadline| now >= deadline) {
-                Paused::TimedOut
+                // One check of the peers before giving up: a wait shorter
+                // than the tick, repeated in a loop, would otherwise never
+                // learn that its peer died. A lock probe per peer, on a
+                // path that has already waited.
+                if self.checked_at_deadline {
+                    Paused::TimedOut
+                } else {
+                    self.checked_at_deadline = true;
+                    Paused::Tick
+                }
             } else if now >= next_tick {
                 self.next_tick = Some(now + LIVENESS_TICK);
                 Paused::Tick

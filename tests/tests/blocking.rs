@@ -81,6 +81,8 @@ on_both_kinds!(
     a_consumer_killed_in_recv_loses_nothing_sent_after,
     a_consumer_killed_asleep_leaves_no_wake_syscall_behind,
     a_consumer_killed_out_of_a_call_disconnects_its_blocked_producer,
+    short_timeouts_in_a_loop_notice_a_killed_producer,
+    short_timeouts_in_a_loop_notice_a_killed_consumer,
     a_late_consumer_gets_everything_sent_before_it_attached,
     a_stream_whose_consumer_keeps_up_makes_no_wait_syscall,
     ten_million_messages_from_a_forked_producer,
@@ -658,6 +660,83 @@ fn producer_departs<K: RingKind>(departure: Departure, seed: u64) {
     next.finish(STALL).assert_success();
     let end = consumer.recv_into_deadline(&mut [0; MAX], deadline());
     assert_eq!(end, Err(RecvError::Disconnected));
+}
+
+/// A wait shorter than the liveness tick, repeated: each times out before
+/// any tick, yet the loop must learn that the peer died. Each call that
+/// times out checks its peers once.
+const SHORT: Duration = Duration::from_millis(5);
+
+/// A producer killed while our consumer polls with `SHORT` timeouts: a
+/// receive returns `Disconnected` within 100 ms plus slack of the kill.
+fn short_timeouts_in_a_loop_notice_a_killed_producer<K: RingKind>() {
+    let _limit = Watchdog::new("short receive timeouts", SCENARIO);
+    let gen = PayloadGen::random(SEED + 7, MAX);
+    let ring = Shared::new::<K>("short-recv-timeouts", 100, MAX as u64);
+    let mut consumer = K::consumer(ring.region.clone()).unwrap();
+    let (seed, max) = ((SEED + 7).to_string(), MAX.to_string());
+    let args = [
+        "produce", &ring.name, "0", "10", &seed, &max, "default", "hang",
+    ];
+    let peer = peer::<K>(&args);
+    receive_verified(&mut consumer, gen, 0, 10);
+    wait_sleeping_outside(&peer);
+    let killed = kill_now(&peer);
+    let noticed = loop {
+        let result = consumer.recv_into_deadline(&mut [0; MAX], Instant::now() + SHORT);
+        if result != Err(RecvError::Timeout) || killed.elapsed() > NOTICE + SLACK {
+            break (result, killed.elapsed());
+        }
+    };
+    assert_eq!(
+        noticed.0,
+        Err(RecvError::Disconnected),
+        "{:?} after the kill",
+        noticed.1
+    );
+    assert!(
+        noticed.1 <= NOTICE + SLACK,
+        "{:?} after the kill",
+        noticed.1
+    );
+}
+
+/// A consumer killed while our producer, on a full ring, polls with `SHORT`
+/// timeouts: a send returns `Disconnected` within 100 ms plus slack.
+fn short_timeouts_in_a_loop_notice_a_killed_consumer<K: RingKind>() {
+    let _limit = Watchdog::new("short send timeouts", SCENARIO);
+    let gen = PayloadGen::random(SEED + 8, MAX);
+    let ring = Shared::new::<K>("short-send-timeouts", 64, MAX as u64);
+    let mut producer = K::producer(ring.region.clone()).unwrap();
+    let (seed, max) = ((SEED + 8).to_string(), MAX.to_string());
+    let args = [
+        "consume", &ring.name, "0", "0", &seed, &max, "default", "hang",
+    ];
+    let peer = peer::<K>(&args);
+    ring.wait_attached(&peer, Role::Consumer);
+    let full = fill(&mut producer, gen, 0);
+    wait_sleeping_outside(&peer);
+    let killed = kill_now(&peer);
+    let noticed = loop {
+        // An SPSC ring may still have room for a shorter message than the
+        // one that did not fit: send until it is full again.
+        let result = producer.send_deadline(&[0; MAX], Instant::now() + SHORT);
+        let going_on = matches!(result, Ok(()) | Err(SendError::Timeout));
+        if !going_on || killed.elapsed() > NOTICE + SLACK {
+            break (result, killed.elapsed());
+        }
+    };
+    assert_eq!(
+        noticed.0,
+        Err(SendError::Disconnected),
+        "{full} sent, {:?} after the kill",
+        noticed.1
+    );
+    assert!(
+        noticed.1 <= NOTICE + SLACK,
+        "{:?} after the kill",
+        noticed.1
+    );
 }
 
 /// A consumer that exits normally while our producer is blocked on the full

@@ -132,3 +132,33 @@ fn a_tokio_receiver_learns_that_a_killed_sender_is_gone() {
         assert_eq!(rx.recv_async().await, Err(RecvError::Disconnected));
     });
 }
+
+#[test]
+fn short_async_timeouts_in_a_loop_notice_a_killed_sender() {
+    for mpmc in [false, true] {
+        let name = ShmName::new("async-short");
+        let endpoint = records(mpmc).create(&name).unwrap();
+        let mut rx = endpoint.receiver().unwrap();
+        let mut peer = SpawnedChild::run(PEER, &["send-then-hang", &name, "20"]);
+        assert_eq!(peer.read_line(RUN).trim(), "sent 20");
+        nix::sys::signal::kill(peer.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+        peer.wait_ended(RUN);
+        on_one_thread(async move {
+            for seq in 0..20 {
+                assert_eq!(rx.recv_async().await, Ok(Record::new(3, seq)));
+            }
+            // Each wait is cancelled before a liveness tick: the call checks
+            // its peers when it starts waiting.
+            let killed = std::time::Instant::now();
+            let short = Duration::from_millis(5);
+            let result = loop {
+                match tokio::time::timeout(short, rx.recv_async()).await {
+                    Err(_elapsed) if killed.elapsed() < Duration::from_secs(2) => {}
+                    Err(_elapsed) => panic!("mpmc {mpmc}: still waiting 2 s after the kill"),
+                    Ok(result) => break result,
+                }
+            };
+            assert_eq!(result, Err(RecvError::Disconnected), "mpmc {mpmc}");
+        });
+    }
+}

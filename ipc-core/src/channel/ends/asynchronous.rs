@@ -10,8 +10,10 @@
 //! tokio's blocking pool with `spawn_blocking`, which sleeps on the futex
 //! like a blocking call and returns when notified, when the condition
 //! already holds, or after a [`LIVENESS_TICK`]; the task then tries again.
-//! Every tick it reaps dead peers, so a peer killed mid-wait still ends the
-//! call with `Disconnected`.
+//! It reaps dead peers when it starts waiting and every tick after, so a
+//! peer killed mid-wait still ends the call with `Disconnected`, even when
+//! the caller cancels each wait before a tick (`tokio::time::timeout` in a
+//! loop).
 //!
 //! The cost, paid only when the call has to wait: a hand-off to a blocking
 //! thread and back (an allocation, a wake-up of a pooled thread, a task
@@ -45,11 +47,12 @@ use crate::{mpmc, spsc};
 struct Ticks(Option<Instant>);
 
 impl Ticks {
-    /// Whether a [`LIVENESS_TICK`] has passed since the first call.
+    /// Whether to check the peers now: at a call's first wait (a future
+    /// cancelled before any tick, as `tokio::time::timeout` does in a loop,
+    /// must still learn that a peer died), then every [`LIVENESS_TICK`].
     fn due(&mut self) -> bool {
         let now = Instant::now();
-        let next = *self.0.get_or_insert(now + LIVENESS_TICK);
-        let due = now >= next;
+        let due = self.0.is_none_or(|next| now >= next);
         if due {
             self.0 = Some(now + LIVENESS_TICK);
         }
@@ -58,8 +61,7 @@ impl Ticks {
 }
 
 /// Sleeps on `sleeper` on tokio's blocking pool; see the module docs.
-async fn sleep_off_runtime(sleeper: Sleeper, ticks: &mut Ticks) {
-    ticks.due();
+async fn sleep_off_runtime(sleeper: Sleeper) {
     // A `JoinError` means the runtime is shutting down (and this task with
     // it) or the sleep panicked, which it does not: either way the caller's
     // next attempt decides.
@@ -74,13 +76,15 @@ impl Tx {
             Tx::Spsc(p) => p.sleeper(),
             Tx::Mpmc(p) => p.sleeper(),
         };
-        sleep_off_runtime(sleeper, ticks).await;
+        // The sleeper was made first: a reap's membership change makes its
+        // condition ready, so the sleep then returns at once.
         if ticks.due() {
             match self {
                 Tx::Spsc(p) => p.reap_dead_peers(),
                 Tx::Mpmc(p) => p.reap_dead_peers(),
             }
         }
+        sleep_off_runtime(sleeper).await;
     }
 }
 
@@ -97,13 +101,14 @@ impl Rx {
             Rx::Spsc(c) => c.sleeper(),
             Rx::Mpmc(c) => c.sleeper(),
         };
-        sleep_off_runtime(sleeper, ticks).await;
+        // As in `wait_for_room`.
         if ticks.due() {
             match self {
                 Rx::Spsc(c) => c.reap_dead_peers(),
                 Rx::Mpmc(c) => c.reap_dead_peers(),
             }
         }
+        sleep_off_runtime(sleeper).await;
     }
 
     fn try_claim(&mut self) -> Result<Claim, ring::RecvError> {
