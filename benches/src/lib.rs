@@ -11,10 +11,12 @@
 //! ([`process::core_pair`]). The parent does all the timing:
 //!
 //! - **round trip**: the parent sends an N-byte message, the child echoes it,
-//!   the parent reads it back, timed in batches of round trips divided by
-//!   the batch size, so the clock's own cost does not dominate. Transports
-//!   compared with each other are measured *paired* ([`paired`]): the same
-//!   two processes alternate a batch of each;
+//!   the parent reads it back. Batches of round trips are timed one round
+//!   trip at a time into an HDR histogram (each time includes one clock
+//!   read, whose cost is measured in the same run) and, in turn, as a whole
+//!   (a batch mean). Transports compared with each other are measured
+//!   *paired* ([`paired`]): the same two processes alternate a batch of
+//!   each;
 //! - **throughput**: the child produces `count` messages, the parent consumes
 //!   them; the clock runs from the parent's "go" to the last byte received.
 //!
@@ -49,7 +51,8 @@
 //! - [`wait`]: the start line between parent and child, bounded waits;
 //! - [`futex`]: a raw futex between processes;
 //! - [`process`]: the machine, pinning, forking;
-//! - [`stats`]: the clock, percentiles, throughput;
+//! - [`stats`]: single round trips timed into histograms, the clock's
+//!   cost, percentiles, throughput;
 //! - [`table`]: formatting numbers and tables;
 //! - [`error`]: why a measurement failed.
 //!
@@ -59,9 +62,15 @@
 //! use ipc_benches::{process, table, Transport};
 //!
 //! process::pin_parent()?;
-//! let samples = Transport::Ring.round_trip(&RoundTrip::new(8))?;
-//! let summary = Summary::of(&samples).expect("samples");
-//! println!("8 B round trip: p50 {}", table::format_ns(summary.p50));
+//! let measured = Transport::Ring.round_trip(&RoundTrip::new(8))?;
+//! let trips = Summary::of_histogram(&measured.legs[0].trips).expect("samples");
+//! let clock = Summary::of_histogram(&measured.clock).expect("samples");
+//! println!(
+//!     "8 B single round trips: p50 {}, p99.9 {} (each with a {} clock read)",
+//!     table::format_ns(trips.p50),
+//!     table::format_ns(trips.p999),
+//!     table::format_ns(clock.p50)
+//! );
 //! # Ok::<(), ipc_benches::Error>(())
 //! ```
 

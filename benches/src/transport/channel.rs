@@ -24,7 +24,7 @@ use ipc_tests::fork::ForkedChild;
 use crate::paired::{Echo, Leg, Ping};
 use crate::process::{finish, fork_child, pin_child};
 use crate::runtime::OneThread;
-use crate::stats::Throughput;
+use crate::stats::{Laps, Throughput};
 use crate::typed::{check_quote_bytes, quote_bytes, Order, Quote, SIZE};
 use crate::wait::{bounded, Gate};
 use crate::workload::{RoundTrip, Stream};
@@ -448,7 +448,14 @@ impl<M: Carried> Echo for Sides<M> {
 }
 
 impl<M: Carried> Ping for Sides<M> {
-    fn ping(&mut self, first: u64, n: u64, deadline: Instant, peer: &ForkedChild) -> Result<()> {
+    fn ping(
+        &mut self,
+        first: u64,
+        n: u64,
+        deadline: Instant,
+        peer: &ForkedChild,
+        laps: &mut Laps,
+    ) -> Result<()> {
         let Sides {
             rx,
             tx,
@@ -462,6 +469,7 @@ impl<M: Carried> Ping for Sides<M> {
                 for seq in first..first + n {
                     M::send_async(tx, M::of(seq)).await?;
                     M::recv_async(rx).await?.check(seq)?;
+                    laps.lap();
                 }
                 Ok(())
             });
@@ -469,6 +477,7 @@ impl<M: Carried> Ping for Sides<M> {
         for seq in first..first + n {
             send(tx, M::of(seq), *calls, deadline, Some(peer))?;
             recv::<M>(rx, *calls, deadline, Some(peer))?.check(seq)?;
+            laps.lap();
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use ipc_core::Region;
 use ipc_tests::fork::ForkedChild;
 
 use crate::paired::{Echo, Leg, Ping};
+use crate::stats::Laps;
 use crate::wait::bounded;
 use crate::workload::raw_region;
 use crate::Result;
@@ -77,7 +78,14 @@ impl Echo for Floor {
 }
 
 impl Ping for Floor {
-    fn ping(&mut self, _: u64, n: u64, _: Instant, peer: &ForkedChild) -> Result<()> {
+    fn ping(
+        &mut self,
+        _: u64,
+        n: u64,
+        _: Instant,
+        peer: &ForkedChild,
+        laps: &mut Laps,
+    ) -> Result<()> {
         let lines = Lines::of(&self.region)?;
         for _ in 0..n {
             self.i += 1;
@@ -86,6 +94,7 @@ impl Ping for Floor {
             while lines.pong.load(Ordering::Acquire) != self.i {
                 wait.snooze()?;
             }
+            laps.lap();
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use ipc_tests::wait::{ended, WaitError};
 
 use crate::futex;
 use crate::paired::{Echo, Leg, Ping};
+use crate::stats::Laps;
 use crate::workload::raw_region;
 use crate::{Error, Result};
 
@@ -107,7 +108,14 @@ impl Echo for FutexPingPong {
 }
 
 impl Ping for FutexPingPong {
-    fn ping(&mut self, _: u64, n: u64, deadline: Instant, peer: &ForkedChild) -> Result<()> {
+    fn ping(
+        &mut self,
+        _: u64,
+        n: u64,
+        deadline: Instant,
+        peer: &ForkedChild,
+        laps: &mut Laps,
+    ) -> Result<()> {
         let word = futex::word(&self.region, 0)?;
         for _ in 0..n {
             self.round = self.round.wrapping_add(1);
@@ -120,6 +128,7 @@ impl Ping for FutexPingPong {
                 Some(peer),
                 "a futex pong",
             )?;
+            laps.lap();
         }
         Ok(())
     }

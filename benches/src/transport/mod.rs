@@ -29,7 +29,7 @@ pub mod stream;
 
 use ipc_core::wait::WaitStrategy;
 
-use crate::paired::{round_trips, Leg};
+use crate::paired::{round_trips, Leg, RoundTrips};
 use crate::stats::Throughput;
 use crate::workload::{RoundTrip, Stream};
 use crate::{Error, Result};
@@ -145,11 +145,10 @@ impl Transport {
         }
     }
 
-    /// Measures round trips alone: one per-round-trip time (ns) per batch.
+    /// Measures round trips alone (a group of one leg);
     /// [`crate::paired::round_trips`] measures several side by side.
-    pub fn round_trip(self, cfg: &RoundTrip) -> Result<Vec<f64>> {
-        let mut samples = round_trips(vec![self.leg(cfg)?], cfg)?;
-        Ok(samples.pop().unwrap_or_default())
+    pub fn round_trip(self, cfg: &RoundTrip) -> Result<RoundTrips> {
+        round_trips(vec![self.leg(cfg)?], cfg)
     }
 
     /// Measures one-way throughput.

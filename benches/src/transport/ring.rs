@@ -15,7 +15,7 @@ use ipc_tests::payload::PayloadGen;
 use crate::message::{check, prepare, stamp, verify};
 use crate::paired::{Echo, Leg, Ping};
 use crate::process::{finish, fork_child, pin_child};
-use crate::stats::Throughput;
+use crate::stats::{Laps, Throughput};
 use crate::wait::{bounded, Gate};
 use crate::workload::{prefault, RingGeometry, RoundTrip, Stream};
 use crate::{Error, Result, DEADLINE};
@@ -263,12 +263,20 @@ impl<R: Rx, T: Tx> Echo for Sides<R, T> {
 }
 
 impl<R: Rx, T: Tx> Ping for Sides<R, T> {
-    fn ping(&mut self, first: u64, n: u64, deadline: Instant, peer: &ForkedChild) -> Result<()> {
+    fn ping(
+        &mut self,
+        first: u64,
+        n: u64,
+        deadline: Instant,
+        peer: &ForkedChild,
+        laps: &mut Laps,
+    ) -> Result<()> {
         for seq in first..first + n {
             prepare(&mut self.msg, seq, self.gen);
             send(&mut self.tx, &self.msg, self.api, deadline, Some(peer))?;
             let len = recv(&mut self.rx, &mut self.buf, self.api, deadline, Some(peer))?;
             check(&self.buf[..len], seq, self.msg.len(), self.gen)?;
+            laps.lap();
         }
         Ok(())
     }

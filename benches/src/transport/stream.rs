@@ -17,7 +17,7 @@ use ipc_tests::payload::PayloadGen;
 use crate::message::{check, prepare, stamp};
 use crate::paired::{Echo, Leg, Ping};
 use crate::process::{finish, fork_child, pin_child};
-use crate::stats::Throughput;
+use crate::stats::{Laps, Throughput};
 use crate::wait::Gate;
 use crate::workload::{RoundTrip, Stream};
 use crate::{Error, Result, DEADLINE};
@@ -173,7 +173,14 @@ impl<W: Write, R: Read> Echo for StreamSide<W, R> {
 }
 
 impl<W: Write, R: Read> Ping for StreamSide<W, R> {
-    fn ping(&mut self, first: u64, n: u64, _: Instant, _: &ForkedChild) -> Result<()> {
+    fn ping(
+        &mut self,
+        first: u64,
+        n: u64,
+        _: Instant,
+        _: &ForkedChild,
+        laps: &mut Laps,
+    ) -> Result<()> {
         for seq in first..first + n {
             prepare(&mut self.msg, seq, self.gen);
             self.w
@@ -181,6 +188,7 @@ impl<W: Write, R: Read> Ping for StreamSide<W, R> {
                 .map_err(|e| Error::io("write", e))?;
             self.read("an echo")?;
             check(&self.buf, seq, self.msg.len(), self.gen)?;
+            laps.lap();
         }
         Ok(())
     }
