@@ -42,6 +42,8 @@
 //! - [`report`]: the results, as text, Markdown and the project's targets;
 //! - [`transport`]: one module per transport behind [`Transport`];
 //! - [`paired`]: round trips of several transports side by side;
+//! - [`bursts`]: one-way streams of several transports in alternating
+//!   short bursts;
 //! - [`team`]: runs with several producer and consumer processes;
 //! - [`workload`]: ring and queue geometry, round-trip and stream
 //!   configurations;
@@ -76,6 +78,7 @@
 
 use std::time::Duration;
 
+pub mod bursts;
 pub mod error;
 pub mod futex;
 pub mod message;

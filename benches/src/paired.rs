@@ -145,12 +145,13 @@ pub fn round_trips(legs: Vec<Box<dyn Leg>>, cfg: &RoundTrip) -> Result<RoundTrip
             let mean = start.elapsed().as_nanos() as f64 / batch as f64;
             if one_by_one {
                 laps.record(&mut leg.trips, skip);
+                if batch == 1 {
+                    leg.batch_means
+                        .extend(laps.ns().iter().map(|&ns| ns as f64));
+                }
+                // Reuses the laps' buffer: after the batch's laps are read.
                 laps.clock(CLOCK_LAPS, &mut out.clock);
-            }
-            if batch == 1 && timed {
-                leg.batch_means
-                    .extend(laps.ns().iter().map(|&ns| ns as f64));
-            } else if timed && !one_by_one {
+            } else if timed {
                 leg.batch_means.push(mean);
             }
         }

@@ -40,14 +40,19 @@ pub struct ThroughputRow {
     pub producers: usize,
     /// Consumers.
     pub consumers: usize,
-    /// One result per repetition.
+    /// One result per repetition (for paired bursts: the repetition's
+    /// bursts added up).
     pub runs: Vec<Throughput>,
+    /// For rows measured in paired bursts ([`crate::bursts`]): the group
+    /// (rows of one group were paired), and per repetition each burst's
+    /// msgs/s, in the order run.
+    pub bursts: Option<(usize, Vec<Vec<f64>>)>,
 }
 
 impl ThroughputRow {
     /// Whether this row belongs to the fan-in table (the transports made
     /// for several producers and consumers).
-    fn is_fan_in(&self) -> bool {
+    pub(crate) fn is_fan_in(&self) -> bool {
         matches!(
             self.transport,
             Transport::Mpmc | Transport::ArrayQueue | Transport::UnixDatagram
@@ -186,27 +191,40 @@ impl Report {
         })
     }
 
-    /// Median over repetitions of `a`'s rate / `b`'s rate in the same
-    /// repetition, with the smallest and largest.
+    /// `a`'s rate over `b`'s, per repetition: for rows measured in the
+    /// same paired bursts, the median of the ratios of their bursts of one
+    /// round; else the ratio of their runs. The median over repetitions,
+    /// with the smallest and largest, and how it was paired.
     fn paired_rate_ratio(
         &self,
         size: usize,
         fan: (usize, usize),
         a: Transport,
         b: Transport,
-    ) -> Option<[f64; 3]> {
+    ) -> Option<([f64; 3], &'static str)> {
         let (a, b) = (
             self.throughput_row(size, a, fan)?,
             self.throughput_row(size, b, fan)?,
         );
-        let mut ratios: Vec<f64> = a
-            .runs
-            .iter()
-            .zip(&b.runs)
-            .map(|(x, y)| x.msgs_per_sec() / y.msgs_per_sec())
-            .collect();
+        let (mut ratios, how): (Vec<f64>, _) = match (&a.bursts, &b.bursts) {
+            (Some((ga, ra)), Some((gb, rb))) if ga == gb => (
+                ra.iter()
+                    .zip(rb)
+                    .map(|(x, y)| median_of(x.iter().zip(y).map(|(x, y)| x / y)))
+                    .collect(),
+                "paired bursts: median over repetitions of each one's median per-round ratio",
+            ),
+            _ => (
+                a.runs
+                    .iter()
+                    .zip(&b.runs)
+                    .map(|(x, y)| x.msgs_per_sec() / y.msgs_per_sec())
+                    .collect(),
+                "median of per-repetition ratios of one run each",
+            ),
+        };
         let m = median(&mut ratios);
-        Some([m, *ratios.first()?, *ratios.last()?])
+        Some(([m, *ratios.first()?, *ratios.last()?], how))
     }
 
     /// The table of verified runs.
@@ -326,7 +344,7 @@ impl Report {
             };
             let ratio = self
                 .paired_rate_ratio(size, fan, Transport::Mpmc, Transport::ArrayQueue)
-                .map_or("-".into(), |[m, ..]| format_ratio(m));
+                .map_or("-".into(), |([m, ..], _)| format_ratio(m));
             let syscalls = self
                 .throughput_row(size, Transport::Mpmc, fan)
                 .and_then(ThroughputRow::syscalls_per_million);
@@ -351,7 +369,8 @@ impl Report {
     /// to `ArrayQueue`; the typed channels beside the byte channel at 32 B:
     /// (i) the POD and (j) the serde round trip, (k) the POD and (l) the
     /// serde one-way rate; (m) the async round trip beside the blocking
-    /// ones (listed, no goal). Each where the run measured it.
+    /// ones (listed, no goal); (n) the byte and POD channels' one-way rate
+    /// beside the raw SPSC ring's at 32 B. Each where the run measured it.
     pub fn targets(&self) -> Vec<Target> {
         let mut out = Vec::new();
         let paired_batch = self.paired_batch();
@@ -480,7 +499,8 @@ impl Report {
         out
     }
 
-    /// Targets (i) to (m): the typed channels beside the byte channel.
+    /// Targets (i) to (n): the typed channels beside the byte channel and
+    /// the raw ring.
     fn channel_targets(&self) -> Vec<Target> {
         let mut out = Vec::new();
         let channel = |codec| Transport::Channel(codec, Calls::Try);
@@ -527,6 +547,24 @@ impl Report {
                     Some(goal) => ratio_target(name, r, goal, detail),
                     None => ratio_listed(name, r, detail),
                 });
+            }
+        }
+        let ring_rate = self
+            .throughput_row(TYPED, Transport::Ring, (1, 1))
+            .map_or("-".into(), |r| format_rate(r.msgs_per_sec()));
+        for (label, codec) in [("bytes", Codec::Bytes), ("pod", Codec::Pod)] {
+            if let Some(r) = self.paired_rate_ratio(TYPED, (1, 1), channel(codec), Transport::Ring)
+            {
+                out.push(ratio_target(
+                    format!("(n) 32 B channel {label} one-way msgs/s / raw SPSC ring msgs/s"),
+                    r,
+                    0.9,
+                    format!(
+                        "try_send + try_recv(_into) vs the ring's try_send + try_recv_into: \
+                         {} vs {ring_rate}; ",
+                        rate(codec)
+                    ),
+                ));
             }
         }
         let pod = |calls| Transport::Channel(Codec::Pod, calls);
@@ -649,14 +687,21 @@ impl Report {
         one-thread tokio runtime in each process, whose waits go to tokio's blocking pool.";
 
     const THROUGHPUT_NOTE: &'static str = "One-way: the child sends, the parent receives; \
-        from the start signal to the last byte. Ring: `try_send` + `recv_into` (one copy in, \
+        from the start signal to the last byte. Paired bursts (32 B: the ring and the \
+        channels; 64 KiB: the ring and the raw copy stream): the same two processes run a \
+        short burst of each transport in turn, round after round (order reversed every other \
+        round), each burst timed from the parent's go (the child spinning on it) to its last \
+        message received, the ring empty at each start; a row's msgs/s adds up the bursts of \
+        a repetition, and a ratio between two such rows is, per repetition, the median of \
+        the ratios of their bursts of one round. Other rows: one run per repetition. Ring: `try_send` + `recv_into` (one copy in, \
         one copy out), batched: `batch()` of 256 + `drain`. Pipe and socket: one `write` per \
         message, 256 KiB reads. Raw copy stream: memcpy into a slot, bump a counter; memcpy \
         out, bump the other. \"blocking\": `send_deadline` + `recv_into_deadline` with that \
         wait strategy (spin-then-park is the default). Wait syscalls: futex waits and wakes and \
         barriers of both processes (`ipc_core::wait::syscalls`). Channel rows (32 B): the \
         typed channels' `try_send` + `try_recv` (see the round trips), every value checked; \
-        MB/s counts the bytes in the ring (serde: encoded). Median of the runs.";
+        MB/s counts the bytes in the ring (serde: encoded). msgs/s and MB/s: median of the \
+        repetitions; min–max: of the repetitions.";
 
     const FAN_IN_NOTE: &'static str = "One-way, P producers to C consumers, msgs/s (median of \
         the runs), from the go to the last consumer's finish. Each consumer checks every \
@@ -859,24 +904,24 @@ fn rate_target(name: String, row: &ThroughputRow, at_least: f64) -> Target {
 }
 
 /// A throughput ratio target: the median per-repetition ratio at least
-/// `at_least`; `detail` goes before the range.
-fn ratio_target(name: String, ratios: [f64; 3], at_least: f64, detail: String) -> Target {
+/// `at_least`; `detail` goes before how it was paired and the range.
+fn ratio_target(name: String, ratios: ([f64; 3], &str), at_least: f64, detail: String) -> Target {
     Target {
         goal: format!("≥ {}", format_ratio(at_least)),
-        met: Some(ratios[0] >= at_least),
+        met: Some(ratios.0[0] >= at_least),
         ..ratio_listed(name, ratios, detail)
     }
 }
 
 /// A throughput ratio listed with no goal; as [`ratio_target`].
-fn ratio_listed(name: String, [m, lo, hi]: [f64; 3], detail: String) -> Target {
+fn ratio_listed(name: String, ([m, lo, hi], how): ([f64; 3], &str), detail: String) -> Target {
     Target {
         name,
         value: format_ratio(m),
         goal: LISTED.into(),
         met: None,
         detail: format!(
-            "{detail}median of per-repetition ratios (range {} – {})",
+            "{detail}{how} (repetitions' range {} – {})",
             format_ratio(lo),
             format_ratio(hi)
         ),

@@ -6,9 +6,10 @@
 //!   ([`crate::paired`]), because this VM's cross-core latency changes
 //!   severalfold for seconds at a time: at 8 B the spinning ones (the
 //!   floor, the SPSC ring, the MPMC queue, the ring's blocking calls with
-//!   busy-poll and with spin-then-park) in batches and one by one, and the
-//!   sleeping ones (a raw futex, the ring's blocking calls with park, a
-//!   pipe, a Unix socket) one by one; larger messages over the ring, pipes
+//!   busy-poll and with spin-then-park) in batches timed one round trip at
+//!   a time and as a whole in turn, and the sleeping ones (a raw futex, the
+//!   ring's blocking calls with park, a pipe, a Unix socket) one round trip
+//!   a batch; larger messages over the ring, pipes
 //!   and sockets; at 32 B the raw SPSC ring beside the typed channels of
 //!   raw bytes, a plain-old-data struct and a small serde struct (their
 //!   `try_` calls, so that only the codec differs), and the POD channel's
@@ -16,9 +17,10 @@
 //!   one-thread tokio runtime, one round trip a sample;
 //! - one-way throughput over the SPSC ring (per-message `try_send`, batched
 //!   `batch()` + `drain`, and the blocking calls with busy-poll and with
-//!   the default strategy, counting their wait-path system calls), the
-//!   three typed channels at 32 B, a pipe and a Unix socket, and in full runs at 64 KiB the raw two-counter copy
-//!   stream;
+//!   the default strategy, counting their wait-path system calls), a pipe
+//!   and a Unix socket; in paired short bursts ([`crate::bursts`]) the raw
+//!   SPSC ring and the three typed channels at 32 B, and (not in quick
+//!   runs) the ring and the raw two-counter copy stream at 64 KiB;
 //! - throughput with several producers and consumers (1P1C, 2P1C, 1P2C,
 //!   2P2C; the quick mode 1P1C and 2P2C at 8 B only) over the MPMC queue,
 //!   crossbeam's `ArrayQueue` between threads, and a Unix datagram socket;
@@ -31,9 +33,10 @@ use std::time::Instant;
 
 use ipc_tests::payload::PayloadGen;
 
+use crate::bursts::bursts;
 use crate::process::{core_pair, pin_parent, Machine};
 use crate::report::{LatencyRow, Report, ThroughputRow, VerifiedRun};
-use crate::stats::{histogram, Histogram};
+use crate::stats::{histogram, Histogram, Throughput};
 use crate::table::format_size;
 use crate::transport::channel::{Calls, Codec};
 use crate::transport::ring;
@@ -111,9 +114,44 @@ const ROUND_TRIPS: [(&[Transport], usize, PerMode<BatchSamples>); 8] = {
     ]
 };
 
-/// The one-way cases with one producer and one consumer: size, transport,
-/// then messages per run per mode; 0 where a mode skips the case.
-const STREAMS: [(usize, Transport, PerMode<u64>); 16] = {
+/// The 32 B raw SPSC ring beside the typed channels' one-way `try_` calls.
+const CHANNEL_STREAMS: &[Transport] = {
+    use Transport::*;
+    &[
+        Ring,
+        Channel(Codec::Bytes, Calls::Try),
+        Channel(Codec::Pod, Calls::Try),
+        Channel(Codec::Serde, Calls::Try),
+    ]
+};
+
+/// Messages per burst, and rounds of bursts per repetition.
+type BurstRounds = (u64, usize);
+
+/// The one-way comparisons measured in paired bursts ([`crate::bursts`]):
+/// transports, size, then messages per burst and rounds per repetition per
+/// mode; no rounds where a mode skips the group. A round is some
+/// milliseconds per transport (more on a slow host).
+const BURSTS: [(&[Transport], usize, PerMode<BurstRounds>); 2] = {
+    use Transport::*;
+    [
+        (
+            CHANNEL_STREAMS,
+            TYPED,
+            [(500_000, 40), (250_000, 20), (5_000, 4)],
+        ),
+        (
+            &[Ring, CopyStream],
+            64 << 10,
+            [(2000, 25), (0, 0), (100, 3)],
+        ),
+    ]
+};
+
+/// The one-way cases with one producer and one consumer measured alone:
+/// size, transport, then messages per run per mode; 0 where a mode skips
+/// the case.
+const STREAMS: [(usize, Transport, PerMode<u64>); 11] = {
     use Transport::*;
     [
         (8, Ring, [50_000_000, 20_000_000, 100_000]),
@@ -122,26 +160,9 @@ const STREAMS: [(usize, Transport, PerMode<u64>); 16] = {
         (8, RingSpinThenPark, [30_000_000, 10_000_000, 50_000]),
         (8, Pipe, [500_000, 300_000, 10_000]),
         (8, UnixSocket, [500_000, 300_000, 10_000]),
-        (
-            TYPED,
-            Channel(Codec::Bytes, Calls::Try),
-            [20_000_000, 5_000_000, 50_000],
-        ),
-        (
-            TYPED,
-            Channel(Codec::Pod, Calls::Try),
-            [20_000_000, 5_000_000, 50_000],
-        ),
-        (
-            TYPED,
-            Channel(Codec::Serde, Calls::Try),
-            [20_000_000, 5_000_000, 50_000],
-        ),
         (1024, Ring, [2_000_000, 1_000_000, 20_000]),
         (1024, Pipe, [300_000, 200_000, 5_000]),
         (1024, UnixSocket, [300_000, 200_000, 5_000]),
-        (64 << 10, Ring, [50_000, 0, 500]),
-        (64 << 10, CopyStream, [50_000, 0, 500]),
         (64 << 10, Pipe, [10_000, 0, 200]),
         (64 << 10, UnixSocket, [10_000, 0, 200]),
     ]
@@ -175,6 +196,14 @@ struct RtGroup {
     size: usize,
     batch: usize,
     samples: usize,
+}
+
+/// A group of paired bursts of one mode.
+struct BurstGroup {
+    transports: &'static [Transport],
+    size: usize,
+    burst: u64,
+    rounds: usize,
 }
 
 /// A throughput case of one mode.
@@ -291,6 +320,7 @@ struct Plan {
     verify: bool,
     checks: Vec<Check>,
     rt: Vec<RtGroup>,
+    bursts: Vec<BurstGroup>,
     tp: Vec<TpCase>,
 }
 
@@ -309,6 +339,16 @@ impl Plan {
                 size,
                 batch: modes[column].0,
                 samples: modes[column].1,
+            })
+            .collect();
+        let bursts = BURSTS
+            .iter()
+            .filter(|(.., modes)| modes[column].1 > 0)
+            .map(|&(transports, size, modes)| BurstGroup {
+                transports,
+                size,
+                burst: modes[column].0,
+                rounds: modes[column].1,
             })
             .collect();
         let one_to_one = STREAMS.iter().map(|&(size, transport, counts)| TpCase {
@@ -344,6 +384,7 @@ impl Plan {
             verify,
             checks: Check::plan(mode),
             rt,
+            bursts,
             tp,
         }
     }
@@ -363,6 +404,21 @@ pub fn run(mode: Mode, mut log: impl FnMut(&str)) -> Result<Report> {
     let mut verified = checks.iter().map(|c| c.messages).sum();
 
     let mut latency: Vec<LatencyRow> = Vec::new();
+    let mut paired_rows: Vec<ThroughputRow> = plan
+        .bursts
+        .iter()
+        .enumerate()
+        .flat_map(|(group, g)| {
+            g.transports.iter().map(move |&transport| ThroughputRow {
+                size: g.size,
+                transport,
+                producers: 1,
+                consumers: 1,
+                runs: Vec::new(),
+                bursts: Some((group, Vec::new())),
+            })
+        })
+        .collect();
     let mut throughput: Vec<ThroughputRow> = plan
         .tp
         .iter()
@@ -372,6 +428,7 @@ pub fn run(mode: Mode, mut log: impl FnMut(&str)) -> Result<Report> {
             producers: c.fan.0,
             consumers: c.fan.1,
             runs: Vec::new(),
+            bursts: None,
         })
         .collect();
 
@@ -411,6 +468,32 @@ pub fn run(mode: Mode, mut log: impl FnMut(&str)) -> Result<Report> {
             }
         }
         log(&format!("repetition {rep}/{}: throughput", plan.reps));
+        let mut rows = paired_rows.iter_mut();
+        for group in &plan.bursts {
+            let flows = group
+                .transports
+                .iter()
+                .map(|t| {
+                    let mut cfg = Stream::new(group.size, group.burst);
+                    cfg.verify = plan.verify && *t != Transport::CopyStream;
+                    t.flow(&cfg)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let measured = bursts(flows, group.burst, group.rounds)?;
+            for (flow, row) in measured.into_iter().zip(rows.by_ref()) {
+                let mut run = flow.total();
+                if !row.transport.is_library() {
+                    run.wait_syscalls = None;
+                }
+                if plan.verify && row.transport != Transport::CopyStream {
+                    verified += run.messages;
+                }
+                row.runs.push(run);
+                if let Some((_, reps)) = &mut row.bursts {
+                    reps.push(flow.bursts.iter().map(Throughput::msgs_per_sec).collect());
+                }
+            }
+        }
         for (case, row) in plan.tp.iter().zip(&mut throughput) {
             let mut cfg = Stream::new(case.size, case.count).fan(case.fan.0, case.fan.1);
             cfg.verify = plan.verify && case.transport != Transport::CopyStream;
@@ -421,8 +504,12 @@ pub fn run(mode: Mode, mut log: impl FnMut(&str)) -> Result<Report> {
             row.runs.push(run);
         }
     }
-    // Keep the sizes together in the tables, batches before single trips.
+    // Keep the sizes together in the tables, batches before single trips,
+    // paired bursts before the transports measured alone.
     latency.sort_by_key(|r| (r.size, r.batch == 1));
+    paired_rows.append(&mut throughput);
+    let mut throughput = paired_rows;
+    throughput.sort_by_key(|r| (r.is_fan_in(), r.size));
     Ok(Report {
         mode,
         machine: Machine::detect(),

@@ -21,6 +21,7 @@ use ipc_core::wait::{syscalls, WaitStrategy};
 use ipc_core::{spsc, RegionOptions};
 use ipc_tests::fork::ForkedChild;
 
+use crate::bursts::{Consume, Flow, Produce};
 use crate::paired::{Echo, Leg, Ping};
 use crate::process::{finish, fork_child, pin_child};
 use crate::runtime::OneThread;
@@ -540,6 +541,68 @@ fn stream<M: Carried>(count: u64) -> Result<Throughput> {
         elapsed,
         wait_syscalls: Some(ours + theirs),
     })
+}
+
+/// A channel's one-way stream as a [`Flow`] (`try_` calls only;
+/// `cfg.size` must be [`SIZE`]), as [`throughput`].
+pub fn flow(codec: Codec, calls: Calls, cfg: &Stream) -> Result<Box<dyn Flow>> {
+    if calls != Calls::Try {
+        return Err(Error::Unsupported(
+            "one-way streams over a channel's blocking or async calls",
+        ));
+    }
+    if cfg.size != SIZE {
+        return Err(Error::Unsupported(
+            "typed channel rows carry 32-byte messages only",
+        ));
+    }
+    Ok(match codec {
+        Codec::Bytes => Box::new(ChannelFlow::<ByteMessage>(endpoint::<ByteMessage>(calls)?)),
+        Codec::Pod => Box::new(ChannelFlow::<Quote>(endpoint::<Quote>(calls)?)),
+        Codec::Serde => Box::new(ChannelFlow::<Order>(endpoint::<Order>(calls)?)),
+    })
+}
+
+/// A channel of one-way messages, before the fork.
+struct ChannelFlow<M: Carried>(Endpoint<M::Item, M::Codec>);
+
+impl<M: Carried> Flow for ChannelFlow<M> {
+    fn into_producer(self: Box<Self>) -> Result<Box<dyn Produce>> {
+        let tx = self.0.sender()?;
+        self.0.region().prefault()?;
+        Ok(Box::new(ChannelProducer::<M>(tx)))
+    }
+
+    fn into_consumer(self: Box<Self>) -> Result<Box<dyn Consume>> {
+        Ok(Box::new(ChannelConsumer::<M>(self.0.receiver()?)))
+    }
+}
+
+struct ChannelProducer<M: Carried>(Tx<M>);
+
+impl<M: Carried> Produce for ChannelProducer<M> {
+    fn produce(&mut self, first: u64, n: u64) -> Result<()> {
+        // `try_` calls take no deadline; their spin has its own.
+        let never = Instant::now();
+        for seq in first..first + n {
+            send(&mut self.0, M::of(seq), Calls::Try, never, None)?;
+        }
+        Ok(())
+    }
+}
+
+struct ChannelConsumer<M: Carried>(Rx<M>);
+
+impl<M: Carried> Consume for ChannelConsumer<M> {
+    fn consume(&mut self, first: u64, n: u64, peer: &ForkedChild) -> Result<u64> {
+        let never = Instant::now();
+        let mut bytes = 0;
+        for seq in first..first + n {
+            recv::<M>(&mut self.0, Calls::Try, never, Some(peer))?.check(seq)?;
+            bytes += M::encoded_len(seq) as u64;
+        }
+        Ok(bytes)
+    }
 }
 
 #[cfg(test)]

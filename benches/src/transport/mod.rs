@@ -29,6 +29,7 @@ pub mod stream;
 
 use ipc_core::wait::WaitStrategy;
 
+use crate::bursts::Flow;
 use crate::paired::{round_trips, Leg, RoundTrips};
 use crate::stats::Throughput;
 use crate::workload::{RoundTrip, Stream};
@@ -149,6 +150,20 @@ impl Transport {
     /// [`crate::paired::round_trips`] measures several side by side.
     pub fn round_trip(self, cfg: &RoundTrip) -> Result<RoundTrips> {
         round_trips(vec![self.leg(cfg)?], cfg)
+    }
+
+    /// This transport's one-way stream as a [`Flow`] of paired bursts
+    /// ([`crate::bursts`]): the SPSC ring (`try_` calls), the raw copy
+    /// stream and the channels' `try_` calls; set up before the fork.
+    pub fn flow(self, cfg: &Stream) -> Result<Box<dyn Flow>> {
+        match self {
+            Transport::Ring => ring::RingFlow::flow(cfg),
+            Transport::CopyStream => copy::CopyFlow::flow(cfg),
+            Transport::Channel(codec, calls) => channel::flow(codec, calls, cfg),
+            _ => Err(Error::Unsupported(
+                "paired bursts over other than the ring, the copy stream or a channel",
+            )),
+        }
     }
 
     /// Measures one-way throughput.

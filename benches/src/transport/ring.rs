@@ -12,6 +12,7 @@ use ipc_core::{mpmc, spsc, Region};
 use ipc_tests::fork::ForkedChild;
 use ipc_tests::payload::PayloadGen;
 
+use crate::bursts::{Consume, Flow, Produce};
 use crate::message::{check, prepare, stamp, verify};
 use crate::paired::{Echo, Leg, Ping};
 use crate::process::{finish, fork_child, pin_child};
@@ -308,7 +309,7 @@ pub fn throughput(cfg: &Stream, api: Api) -> Result<Throughput> {
         let before = syscalls();
         match api {
             Api::Batched => produce_batched(&mut tx, &mut msg, count, batch, gen)?,
-            _ => produce_each(&mut tx, &mut msg, count, api, gen)?,
+            _ => produce_each(&mut tx, &mut msg, 0..count, api, gen)?,
         }
         gate.report()?
             .store(syscalls() - before, std::sync::atomic::Ordering::Release);
@@ -345,6 +346,84 @@ pub fn throughput(cfg: &Stream, api: Api) -> Result<Throughput> {
         elapsed,
         wait_syscalls: Some(ours + theirs),
     })
+}
+
+/// An SPSC ring stream as a [`Flow`]: per-message `try_send` (or, when
+/// verifying, written in place) and `try_recv_into` a buffer, as
+/// [`throughput`] with [`Api::Try`].
+#[derive(Debug)]
+pub struct RingFlow {
+    region: Arc<Region>,
+    size: usize,
+    gen: Option<PayloadGen>,
+}
+
+impl RingFlow {
+    /// A fresh ring for `cfg`'s messages; make it before forking.
+    pub fn flow(cfg: &Stream) -> Result<Box<dyn Flow>> {
+        Ok(Box::new(RingFlow {
+            region: cfg.geometry.region()?,
+            size: cfg.size,
+            gen: cfg.payload(),
+        }))
+    }
+}
+
+impl Flow for RingFlow {
+    fn into_producer(self: Box<Self>) -> Result<Box<dyn Produce>> {
+        let tx = spsc::Producer::attach(self.region.clone())?;
+        prefault(&self.region)?;
+        Ok(Box::new(RingProducer {
+            tx,
+            msg: vec![0u8; self.size],
+            gen: self.gen,
+        }))
+    }
+
+    fn into_consumer(self: Box<Self>) -> Result<Box<dyn Consume>> {
+        Ok(Box::new(RingConsumer {
+            rx: spsc::Consumer::attach(self.region)?,
+            buf: vec![0u8; self.size],
+            gen: self.gen,
+        }))
+    }
+}
+
+struct RingProducer {
+    tx: spsc::Producer,
+    msg: Vec<u8>,
+    gen: Option<PayloadGen>,
+}
+
+impl Produce for RingProducer {
+    fn produce(&mut self, first: u64, n: u64) -> Result<()> {
+        produce_each(
+            &mut self.tx,
+            &mut self.msg,
+            first..first + n,
+            Api::Try,
+            self.gen,
+        )
+    }
+}
+
+struct RingConsumer {
+    rx: spsc::Consumer,
+    buf: Vec<u8>,
+    gen: Option<PayloadGen>,
+}
+
+impl Consume for RingConsumer {
+    fn consume(&mut self, first: u64, n: u64, peer: &ForkedChild) -> Result<u64> {
+        // `try_` calls take no deadline; their spin has its own.
+        let never = Instant::now();
+        let size = self.buf.len();
+        for seq in first..first + n {
+            let len = recv(&mut self.rx, &mut self.buf, Api::Try, never, Some(peer))?;
+            check(&self.buf[..len], seq, size, self.gen)?;
+        }
+        Ok(n * size as u64)
+    }
 }
 
 /// Streams `count` messages of `gen` through a ring of `geometry` from a
@@ -413,12 +492,12 @@ fn send_generated(tx: &mut spsc::Producer, gen: PayloadGen, seq: u64, len: usize
 fn produce_each(
     tx: &mut spsc::Producer,
     msg: &mut [u8],
-    count: u64,
+    seqs: std::ops::Range<u64>,
     api: Api,
     gen: Option<PayloadGen>,
 ) -> Result<()> {
     let mut deadline = Instant::now();
-    for seq in 0..count {
+    for seq in seqs {
         if let (Api::Blocking(_), 0) = (api, seq % DEADLINE_EVERY) {
             deadline = Instant::now() + DEADLINE;
         }
