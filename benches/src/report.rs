@@ -664,43 +664,44 @@ impl Report {
 
     const LATENCY_NOTE: &'static str = "Round trip: ping-pong of same-size messages. Rows of the \
         same size and batch are paired: the same two processes alternate a batch of each. \
-        Batches are timed in two ways, in turn. One by one: the clock is read after every \
-        round trip and each round trip's time is recorded in an HDR histogram (3 significant \
-        digits); p50, p99, p99.9 and max are of these single round trips, and each includes \
-        one clock read (its cost, timed the same way with nothing between the reads, is in the \
-        heading; not subtracted here). The first round trip of each batch, which follows the \
-        other transports' batches, is left out when the batch has more than one. As a whole: \
-        the batch's time divided by its size; \"batch mean p50\" is the median of these means \
-        (the clock's cost spread over the batch), not a percentile of round trips. Targets \
-        compare single round trips with the clock read's p50 subtracted (at least 0). Ring and mpmc queue: `try_send` + \
-        `try_recv_into` with the benchmark's spin; \"blocking\": `send_deadline` + \
-        `recv_into_deadline` with that wait strategy. Raw futex: FUTEX_WAIT/FUTEX_WAKE on one \
-        shared word, each side asleep while it waits. Channel rows (32 B; the ring row beside \
-        them is the raw SPSC ring): the typed channels, an SPSC ring of 1 MiB each way, \
-        `try_send` + `try_recv` with the benchmark's spin. Bytes: `Channel::bytes()`, 32 bytes \
-        sent from an array and copied out into one (`try_recv_into`). POD: `Channel::pod` of a \
-        32-byte `#[repr(C)]` struct, copied in and out. Serde: `Channel::serde` of a struct of \
-        the same fields with a `String` symbol and an enum side, 16–20 bytes with bincode; the \
-        sender builds each value (allocating its symbol), the receiver decodes it (allocating \
-        it again). Every value is checked in full. \"blocking\": `send_deadline` + \
-        `recv_deadline` with that strategy; \"async\": `send_async` + `recv_async` on a \
-        one-thread tokio runtime in each process, whose waits go to tokio's blocking pool.";
+        Batches are timed in two ways, in turn. One by one: the clock is read after every round \
+        trip and each round trip's time is recorded in an HDR histogram (3 significant digits); \
+        \"single round trips\" counts them, p50, p99, p99.9 and max are of them, and each \
+        includes one clock read (its cost, timed the same way with nothing between the reads, is \
+        in the report's heading; not subtracted here). The first round trip of each batch, which \
+        follows the other transports' batches, is left out when the batch has more than one. As \
+        a whole: the batch's time divided by its size; \"batch mean p50\" is the median of these \
+        means (the clock's cost spread over the batch), not a percentile of round trips. Targets \
+        compare single round trips with the clock read's p50 subtracted (at least 0). Ring and \
+        mpmc queue: `try_send` + `try_recv_into` with the benchmark's spin; \"blocking\": \
+        `send_deadline` + `recv_into_deadline` with that wait strategy. Raw futex: \
+        FUTEX_WAIT/FUTEX_WAKE on one shared word, each side asleep while it waits. Channel rows \
+        (32 B; the ring row beside them is the raw SPSC ring): the typed channels, an SPSC ring \
+        of 1 MiB each way, `try_send` + `try_recv` with the benchmark's spin. Bytes: \
+        `Channel::bytes()`, 32 bytes sent from an array and copied out into one \
+        (`try_recv_into`). POD: `Channel::pod` of a 32-byte `#[repr(C)]` struct, copied in and \
+        out. Serde: `Channel::serde` of a struct of the same fields with a `String` symbol and \
+        an enum side, 16–20 bytes with bincode; the sender builds each value (allocating its \
+        symbol), the receiver decodes it (allocating it again). Every value is checked in full. \
+        \"blocking\": `send_deadline` + `recv_deadline` with that strategy; \"async\": \
+        `send_async` + `recv_async` on a one-thread tokio runtime in each process, whose waits \
+        go to tokio's blocking pool.";
 
-    const THROUGHPUT_NOTE: &'static str = "One-way: the child sends, the parent receives; \
-        from the start signal to the last byte. Paired bursts (32 B: the ring and the \
-        channels; 64 KiB: the ring and the raw copy stream): the same two processes run a \
-        short burst of each transport in turn, round after round (order reversed every other \
-        round), each burst timed from the parent's go (the child spinning on it) to its last \
-        message received, the ring empty at each start; a row's msgs/s adds up the bursts of \
-        a repetition, and a ratio between two such rows is, per repetition, the median of \
-        the ratios of their bursts of one round. Other rows: one run per repetition. Ring: `try_send` + `recv_into` (one copy in, \
-        one copy out), batched: `batch()` of 256 + `drain`. Pipe and socket: one `write` per \
-        message, 256 KiB reads. Raw copy stream: memcpy into a slot, bump a counter; memcpy \
-        out, bump the other. \"blocking\": `send_deadline` + `recv_into_deadline` with that \
-        wait strategy (spin-then-park is the default). Wait syscalls: futex waits and wakes and \
-        barriers of both processes (`ipc_core::wait::syscalls`). Channel rows (32 B): the \
-        typed channels' `try_send` + `try_recv` (see the round trips), every value checked; \
-        MB/s counts the bytes in the ring (serde: encoded). msgs/s and MB/s: median of the \
+    const THROUGHPUT_NOTE: &'static str = "One-way: the child sends, the parent receives; from \
+        the start signal to the last byte. Paired bursts (32 B: the ring and the channels; 64 \
+        KiB: the ring and the raw copy stream): the same two processes run a short burst of each \
+        transport in turn, round after round (order reversed every other round), each burst \
+        timed from the parent's go (the child spinning on it) to its last message received, the \
+        ring empty at each start; a row's msgs/s adds up the bursts of a repetition, and a ratio \
+        between two such rows is, per repetition, the median of the ratios of their bursts of \
+        one round. Other rows: one run per repetition. Ring: `try_send` + `recv_into` (one copy \
+        in, one copy out), batched: `batch()` of 256 + `drain`. Pipe and socket: one `write` per \
+        message, 256 KiB reads. Raw copy stream: memcpy into a slot, bump a counter; memcpy out, \
+        bump the other. \"blocking\": `send_deadline` + `recv_into_deadline` with that wait \
+        strategy (spin-then-park is the default). Wait syscalls: futex waits and wakes and \
+        barriers of both processes (`ipc_core::wait::syscalls`). Channel rows (32 B): the typed \
+        channels' `try_send` + `try_recv` (see the round trips), every value checked; MB/s \
+        counts the bytes in the ring (serde: encoded). msgs/s and MB/s: median of the \
         repetitions; min–max: of the repetitions.";
 
     const FAN_IN_NOTE: &'static str = "One-way, P producers to C consumers, msgs/s (median of \
