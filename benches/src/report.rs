@@ -250,11 +250,11 @@ impl Report {
         let mut t = Table::new(&[
             "size",
             "transport",
-            "single round trips",
-            "p50",
-            "p99",
-            "p99.9",
-            "max",
+            "single RTs",
+            "single RT p50",
+            "single RT p99",
+            "single RT p99.9",
+            "single RT max",
             "batch",
             "batches",
             "batch mean p50",
@@ -666,15 +666,15 @@ impl Report {
         same size and batch are paired: the same two processes alternate a batch of each. \
         Batches are timed in two ways, in turn. One by one: the clock is read after every round \
         trip and each round trip's time is recorded in an HDR histogram (3 significant digits); \
-        \"single round trips\" counts them, p50, p99, p99.9 and max are of them, and each \
-        includes one clock read (its cost, timed the same way with nothing between the reads, is \
-        in the report's heading; not subtracted here). The first round trip of each batch, which \
-        follows the other transports' batches, is left out when the batch has more than one. As \
-        a whole: the batch's time divided by its size; \"batch mean p50\" is the median of these \
-        means (the clock's cost spread over the batch), not a percentile of round trips. Targets \
-        compare single round trips with the clock read's p50 subtracted (at least 0). Ring and \
-        mpmc queue: `try_send` + `try_recv_into` with the benchmark's spin; \"blocking\": \
-        `send_deadline` + `recv_into_deadline` with that wait strategy. Raw futex: \
+        \"single RTs\" counts them, the \"single RT\" p50, p99, p99.9 and max are of them, and \
+        each includes one clock read (its cost, timed the same way with nothing between the \
+        reads, is in the report's heading; not subtracted here). The first round trip of each \
+        batch, which follows the other transports' batches, is left out when the batch has more \
+        than one. As a whole: the batch's time divided by its size; \"batch mean p50\" is the \
+        median of these means (the clock's cost spread over the batch), not a percentile of \
+        round trips. Targets compare single round trips with the clock read's p50 subtracted (at \
+        least 0). Ring and mpmc queue: `try_send` + `try_recv_into` with the benchmark's spin; \
+        \"blocking\": `send_deadline` + `recv_into_deadline` with that wait strategy. Raw futex: \
         FUTEX_WAIT/FUTEX_WAKE on one shared word, each side asleep while it waits. Channel rows \
         (32 B; the ring row beside them is the raw SPSC ring): the typed channels, an SPSC ring \
         of 1 MiB each way, `try_send` + `try_recv` with the benchmark's spin. Bytes: \
@@ -935,5 +935,145 @@ fn format_syscalls(per_million: Option<f64>) -> String {
         Some(v) if v >= 100.0 => format!("{v:.0}"),
         Some(v) => format!("{v:.1}"),
         None => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::histogram;
+
+    fn hist(values: impl IntoIterator<Item = u64>) -> Histogram {
+        let mut h = histogram();
+        for v in values {
+            h.record(v).unwrap();
+        }
+        h
+    }
+
+    fn latency(transport: Transport, trips: Histogram, batch_means: Vec<f64>) -> LatencyRow {
+        LatencyRow {
+            size: 8,
+            transport: transport.name().into(),
+            batch: 1000,
+            trips,
+            batch_means,
+        }
+    }
+
+    fn stream(transport: Transport, rates: &[Vec<f64>]) -> ThroughputRow {
+        ThroughputRow {
+            size: 64 << 10,
+            transport,
+            producers: 1,
+            consumers: 1,
+            // One second per repetition: msgs/s is the first burst's rate.
+            runs: rates
+                .iter()
+                .map(|r| Throughput {
+                    messages: r[0] as u64,
+                    bytes: 0,
+                    elapsed: Duration::from_secs(1),
+                    wait_syscalls: None,
+                })
+                .collect(),
+            bursts: Some((0, rates.to_vec())),
+        }
+    }
+
+    fn report(latency: Vec<LatencyRow>, throughput: Vec<ThroughputRow>) -> Report {
+        Report {
+            mode: Mode::Full,
+            machine: Machine {
+                cpu: "test CPU".into(),
+                cores: 2,
+                kernel: "test".into(),
+            },
+            cores: Some((0, 1)),
+            clock: hist([20; 100]),
+            reps: 2,
+            checks: Vec::new(),
+            latency,
+            throughput,
+            verified: 0,
+            elapsed: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn percentile_columns_are_of_single_round_trips_and_means_apart() {
+        let r = report(
+            vec![latency(
+                Transport::Ring,
+                hist(1..=1000),
+                vec![300.0, 310.0, 320.0],
+            )],
+            Vec::new(),
+        );
+        let text = r.latency_table().text();
+        let header = text.lines().next().unwrap();
+        for column in [
+            "single RT p50",
+            "single RT p99",
+            "single RT p99.9",
+            "batch mean p50",
+        ] {
+            assert!(header.contains(column), "{header}");
+        }
+        let row: Vec<&str> = text.lines().nth(2).unwrap().split("  ").collect();
+        let row: Vec<&str> = row
+            .into_iter()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            row,
+            [
+                "8 B", "ring", "1000", "500 ns", "990 ns", "999 ns", "1.00 µs", "1000", "3",
+                "310 ns"
+            ]
+        );
+        assert!(r.text().contains("Machine: test CPU"));
+    }
+
+    #[test]
+    fn round_trip_targets_subtract_the_clock_from_single_round_trips() {
+        let r = report(
+            vec![
+                latency(Transport::Floor, hist([100; 1000]), vec![90.0]),
+                latency(Transport::Ring, hist([160; 1000]), vec![135.0]),
+            ],
+            Vec::new(),
+        );
+        let targets = r.targets();
+        // (160 - 20) / (100 - 20), not 160 / 100 nor the batch means' 1.5.
+        assert_eq!(targets[0].value, "1.75×");
+        assert!(targets[1].name.contains("p99.9"), "{}", targets[1].name);
+        assert_eq!(targets[1].value, "1.75×");
+    }
+
+    #[test]
+    fn paired_bursts_give_per_repetition_medians_of_per_round_ratios() {
+        let r = report(
+            Vec::new(),
+            vec![
+                stream(Transport::Ring, &[vec![10.0, 20.0, 30.0], vec![10.0; 3]]),
+                stream(Transport::CopyStream, &[vec![10.0; 3], vec![20.0; 3]]),
+            ],
+        );
+        let ([m, lo, hi], how) = r
+            .paired_rate_ratio(64 << 10, (1, 1), Transport::Ring, Transport::CopyStream)
+            .unwrap();
+        // Repetition 1: ratios 1, 2, 3 (median 2); repetition 2: 0.5 each.
+        assert_eq!((m, lo, hi), (1.25, 0.5, 2.0));
+        assert!(how.starts_with("paired bursts"), "{how}");
+        // Rows not from the same bursts: the ratio of their runs.
+        let mut unpaired = r.clone();
+        unpaired.throughput[1].bursts = Some((1, vec![vec![10.0; 3], vec![20.0; 3]]));
+        let ([m, ..], how) = unpaired
+            .paired_rate_ratio(64 << 10, (1, 1), Transport::Ring, Transport::CopyStream)
+            .unwrap();
+        assert_eq!(m, 0.75);
+        assert!(how.contains("one run each"), "{how}");
     }
 }
