@@ -8,6 +8,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::layout::{Kind, Layout};
+use crate::participants::RegisterError;
 
 /// Everything that can go wrong creating, opening or attaching to a region.
 ///
@@ -104,7 +105,7 @@ pub enum Error {
     },
     /// The ring's shared state holds values no correct peer writes; found
     /// while attaching to it.
-    Corrupted(crate::spsc::Corruption),
+    Corrupted(crate::ring::Corruption),
     /// The mapping is smaller than its header claims.
     Truncated {
         /// Size the header (or the format's minimum) requires.
@@ -195,6 +196,14 @@ impl Error {
         Error::Os {
             call,
             source: io::Error::from_raw_os_error(errno as i32),
+        }
+    }
+
+    /// Why registering in a participant table of `slots` slots failed.
+    pub(crate) fn register(e: RegisterError, slots: u64) -> Self {
+        match e {
+            RegisterError::Full => Error::TooManyParticipants { slots },
+            RegisterError::Lock(errno) => Error::os("fcntl(F_OFD_SETLK)", errno),
         }
     }
 }

@@ -9,7 +9,6 @@ use super::{
 };
 use crate::layout::{Kind, Layout};
 use crate::participants::Identity;
-use crate::spsc::register_error;
 use crate::sync::Bytes;
 use crate::{Error, Region};
 
@@ -91,7 +90,7 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
 
 fn attach_error(region: &Region, e: AttachError) -> Error {
     match e {
-        AttachError::Register(e) => register_error(region, e),
+        AttachError::Register(e) => Error::register(e, region.layout().participants),
         AttachError::IndexTooLarge => Error::TooManyParticipants { slots: MAX_HOLDER },
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{check_geometry, AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE};
 use crate::layout::{Kind, Layout};
-use crate::participants::{Identity, RegisterError};
+use crate::participants::Identity;
 use crate::sync::Bytes;
 use crate::{Error, Region};
 
@@ -126,17 +126,7 @@ fn attach_error(region: &Region, role: &'static str, e: AttachError) -> Error {
                 .unwrap_or(0),
         },
         AttachError::Corrupted(c) => Error::Corrupted(c),
-        AttachError::Register(e) => register_error(region, e),
-    }
-}
-
-/// Why registering in a region's participant table failed, as an [`Error`].
-pub(crate) fn register_error(region: &Region, e: RegisterError) -> Error {
-    match e {
-        RegisterError::Full => Error::TooManyParticipants {
-            slots: region.layout().participants,
-        },
-        RegisterError::Lock(errno) => Error::os("fcntl(F_OFD_SETLK)", errno),
+        AttachError::Register(e) => Error::register(e, region.layout().participants),
     }
 }
 

@@ -71,8 +71,6 @@ use crate::wait::{deadline_after, Condition, Lane, Mark, Paused, Signal, Wait, W
 #[cfg(not(ipc_core_loom))]
 mod attach;
 #[cfg(not(ipc_core_loom))]
-pub(crate) use attach::register_error;
-#[cfg(not(ipc_core_loom))]
 pub use attach::{channel, layout, layout_for, PARTICIPANTS};
 
 #[cfg(all(test, ipc_core_loom))]
