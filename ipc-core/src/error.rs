@@ -7,7 +7,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::layout::{Kind, Layout};
+use crate::layout::{Kind, Layout, LayoutError, VERSION};
 use crate::participants::RegisterError;
 
 /// Everything that can go wrong creating, opening or attaching to a region.
@@ -204,6 +204,21 @@ impl Error {
         match e {
             RegisterError::Full => Error::TooManyParticipants { slots },
             RegisterError::Lock(errno) => Error::os("fcntl(F_OFD_SETLK)", errno),
+        }
+    }
+}
+
+impl From<LayoutError> for Error {
+    fn from(e: LayoutError) -> Self {
+        match e {
+            LayoutError::NotOurs { found_magic } => Error::NotOurs { found_magic },
+            LayoutError::VersionMismatch { found } => Error::VersionMismatch {
+                found,
+                expected: VERSION,
+            },
+            LayoutError::Truncated { expected, actual } => Error::Truncated { expected, actual },
+            LayoutError::Invalid(reason) => Error::InvalidLayout { reason },
+            LayoutError::Size { requested, reason } => Error::InvalidSize { requested, reason },
         }
     }
 }

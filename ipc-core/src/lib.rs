@@ -37,7 +37,6 @@
 pub mod channel;
 #[cfg(not(ipc_core_loom))]
 mod error;
-#[cfg(not(ipc_core_loom))]
 pub mod layout;
 pub mod mpmc;
 pub mod participants;
