@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{
     slot_stride, AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE, MAX_HOLDER,
 };
-use crate::layout::{self, Kind, Layout};
+use crate::layout::{Kind, Layout};
 use crate::participants::Identity;
 use crate::sync::Bytes;
 use crate::{Error, Region};
@@ -32,7 +32,11 @@ pub fn layout_with_participants(
     max_message: u64,
     participants: u64,
 ) -> Result<Layout, Error> {
-    Ok(layout::mpmc::layout(capacity, max_message, participants)?)
+    Ok(crate::layout::mpmc::layout(
+        capacity,
+        max_message,
+        participants,
+    )?)
 }
 
 fn ring_of(region: &Region) -> Result<Ring, Error> {

@@ -4,7 +4,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::{AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE};
-use crate::layout::{self, Kind, Layout};
+use crate::layout::{Kind, Layout};
 use crate::participants::Identity;
 use crate::sync::Bytes;
 use crate::{Error, Region};
@@ -18,7 +18,7 @@ pub use crate::layout::spsc::PARTICIPANTS;
 /// Memory footprint: `256 (header) + 1024 (participant table) + 1024
 /// (control block) + capacity`, rounded up to the page size.
 pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
-    Ok(layout::spsc::layout(capacity, max_message)?)
+    Ok(crate::layout::spsc::layout(capacity, max_message)?)
 }
 
 /// The layout of the smallest SPSC ring that holds `messages` messages of
@@ -41,10 +41,11 @@ pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
 /// # Errors
 /// [`Error::InvalidSize`] when no ring up to [`super::MAX_CAPACITY`] fits.
 pub fn layout_for(max_message: u64, messages: u64) -> Result<Layout, Error> {
-    let capacity = layout::spsc::capacity_for(max_message, messages).ok_or(Error::InvalidSize {
-        requested: messages,
-        reason: "no ring is large enough for that many messages of that size",
-    })?;
+    let capacity =
+        crate::layout::spsc::capacity_for(max_message, messages).ok_or(Error::InvalidSize {
+            requested: messages,
+            reason: "no ring is large enough for that many messages of that size",
+        })?;
     layout(capacity, max_message)
 }
 
