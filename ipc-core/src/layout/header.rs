@@ -13,6 +13,7 @@ pub(crate) const READY: u32 = u32::from_le_bytes(*b"RDY!");
 /// Header flag: the creator asked for the named object to outlive it
 /// ([`crate::RegionOptions::persist`]); stale-name cleanup leaves it alone.
 pub(crate) const FLAG_PERSISTENT: u32 = 1;
+
 /// The header as it lies in shared memory.
 ///
 /// Every field is an atomic, so a `&Header` may exist while another process
