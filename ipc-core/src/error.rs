@@ -7,7 +7,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::layout::{Kind, Layout};
+use crate::layout::{Kind, Layout, LayoutError, VERSION};
+use crate::participants::RegisterError;
 
 /// Everything that can go wrong creating, opening or attaching to a region.
 ///
@@ -104,7 +105,7 @@ pub enum Error {
     },
     /// The ring's shared state holds values no correct peer writes; found
     /// while attaching to it.
-    Corrupted(crate::spsc::Corruption),
+    Corrupted(crate::ring::Corruption),
     /// The mapping is smaller than its header claims.
     Truncated {
         /// Size the header (or the format's minimum) requires.
@@ -195,6 +196,29 @@ impl Error {
         Error::Os {
             call,
             source: io::Error::from_raw_os_error(errno as i32),
+        }
+    }
+
+    /// Why registering in a participant table of `slots` slots failed.
+    pub(crate) fn register(e: RegisterError, slots: u64) -> Self {
+        match e {
+            RegisterError::Full => Error::TooManyParticipants { slots },
+            RegisterError::Lock(errno) => Error::os("fcntl(F_OFD_SETLK)", errno),
+        }
+    }
+}
+
+impl From<LayoutError> for Error {
+    fn from(e: LayoutError) -> Self {
+        match e {
+            LayoutError::NotOurs { found_magic } => Error::NotOurs { found_magic },
+            LayoutError::VersionMismatch { found } => Error::VersionMismatch {
+                found,
+                expected: VERSION,
+            },
+            LayoutError::Truncated { expected, actual } => Error::Truncated { expected, actual },
+            LayoutError::Invalid(reason) => Error::InvalidLayout { reason },
+            LayoutError::Size { requested, reason } => Error::InvalidSize { requested, reason },
         }
     }
 }

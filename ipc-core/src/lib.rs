@@ -1,14 +1,24 @@
 //! Lock-free shared-memory messaging between processes on one Linux host.
 //!
-//! Read top to bottom, each layer uses only the ones before it:
+//! Read top to bottom, each layer uses only the ones before it (the
+//! `layering` test checks that this list holds and that the modules import
+//! each other in no circle):
 //!
-//! - [`wait`]: a bounded spin-yield-nap backoff for waiting on a peer;
-//! - [`layout`]: the header every region starts with, and the layout it
-//!   describes;
-//! - [`region`]: a `MAP_SHARED` mapping (anonymous, memfd, POSIX shm or
-//!   file) with a validated header, guarded against `SIGBUS`;
+//! - `sync`: the only import of atomics and cells (loom's under loom);
+//! - `sys`: every OS call, and how its errors map;
+//! - `sigbus`: turns a `SIGBUS` from a shrunk mapping into a poisoned
+//!   region instead of a crash;
+//! - [`wait`]: a bounded spin-yield-nap backoff for waiting on a peer, and
+//!   the futex signals a waiter parks on;
+//! - [`layout`]: the header every region starts with, the layout it
+//!   describes, and each ring kind's geometry and validation;
 //! - [`participants`]: who is attached to a region, and whether they are
 //!   alive (an open-file-description lock each, immune to pid reuse);
+//! - `ring`: what both ring kinds share: their operations' errors, the
+//!   128-byte line, the lifecycle word;
+//! - `error`: the errors of regions and of attaching to them;
+//! - [`region`]: a `MAP_SHARED` mapping (anonymous, memfd, POSIX shm or
+//!   file) with a validated header, guarded against `SIGBUS`;
 //! - [`spsc`]: a single-producer single-consumer ring of variable-length
 //!   byte messages, with zero-copy reserve/commit;
 //! - [`mpmc`]: a multi-producer multi-consumer queue of fixed-size slots,
@@ -30,14 +40,13 @@
 //!
 //! Under `cfg(ipc_core_loom)` (this crate's own, so that a crate running
 //! loom tests of its own with `--cfg loom` still builds this one normally)
-//! only the ring algorithms, the participant table and their `sync` shim
-//! are built, for the loom models.
+//! only the ring algorithms, the participant table, the layout's geometry
+//! and their `sync` shim are built, for the loom models.
 
 #[cfg(not(ipc_core_loom))]
 pub mod channel;
 #[cfg(not(ipc_core_loom))]
 mod error;
-#[cfg(not(ipc_core_loom))]
 pub mod layout;
 pub mod mpmc;
 pub mod participants;

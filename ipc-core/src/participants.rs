@@ -63,12 +63,9 @@
 
 use core::ptr::NonNull;
 
+pub use crate::layout::table::{table_size, MAX_PARTICIPANTS, SLOT_SIZE};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
-/// Bytes of one slot.
-pub const SLOT_SIZE: u64 = 64;
-/// Most slots a table may have: a token's index has 16 bits.
-pub const MAX_PARTICIPANTS: u64 = 1 << 16;
 /// First byte of the region's file locked by participants (slot `i` locks
 /// byte `LOCK_BASE + i`): far past any data, so no lock ever covers bytes
 /// someone reads, and locks past the end of a file are allowed.
@@ -104,17 +101,6 @@ impl Role {
         }
     }
 }
-
-/// Bytes a table of `count` slots takes, rounded up to the region's
-/// alignment.
-pub const fn table_size(count: u64) -> u64 {
-    (count * SLOT_SIZE).next_multiple_of(TABLE_ALIGN)
-}
-
-/// The region's alignment of every area (`layout::ALIGN`).
-const TABLE_ALIGN: u64 = 128;
-#[cfg(not(ipc_core_loom))]
-const _: () = assert!(TABLE_ALIGN == crate::layout::ALIGN);
 
 /// One participant's entry, as it lies in shared memory.
 #[repr(C, align(64))]

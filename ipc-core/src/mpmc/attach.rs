@@ -4,18 +4,14 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::{
-    check_geometry, slot_stride, AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE,
-    MAX_HOLDER,
+    slot_stride, AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE, MAX_HOLDER,
 };
 use crate::layout::{Kind, Layout};
 use crate::participants::Identity;
-use crate::spsc::register_error;
 use crate::sync::Bytes;
 use crate::{Error, Region};
 
-/// Participant slots of a queue made with [`layout`]: live producers and
-/// consumers together, plus dead ones not yet reaped.
-pub const PARTICIPANTS: u64 = 64;
+pub use crate::layout::mpmc::PARTICIPANTS;
 
 /// The layout of a queue of `capacity` slots (a power of two, 2 to 2^32)
 /// carrying messages of up to `max_message` bytes, with room for
@@ -23,8 +19,8 @@ pub const PARTICIPANTS: u64 = 64;
 /// [`crate::RegionOptions::layout`].
 ///
 /// Memory footprint: `256 (header) + 64 × participants (table) + 1024
-/// (control) + capacity × (16 + max_message rounded up to 8)`, rounded up to
-/// the page size.
+/// (control block) + capacity × (16 + max_message rounded up to 8)`,
+/// rounded up to the page size.
 pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
     layout_with_participants(capacity, max_message, PARTICIPANTS)
 }
@@ -36,26 +32,11 @@ pub fn layout_with_participants(
     max_message: u64,
     participants: u64,
 ) -> Result<Layout, Error> {
-    check_geometry(capacity, max_message).map_err(|reason| Error::InvalidSize {
-        requested: capacity,
-        reason,
-    })?;
-    if !(2..=MAX_HOLDER).contains(&participants) {
-        return Err(Error::InvalidSize {
-            requested: participants,
-            reason: "an MPMC queue needs 2 to 65535 participant slots",
-        });
-    }
-    Ok(Layout {
-        kind: Kind::Mpmc,
-        total_size: 0,
-        data_offset: Layout::data_offset_after(participants),
-        data_size: CONTROL_SIZE + capacity * slot_stride(max_message),
+    Ok(crate::layout::mpmc::layout(
         capacity,
         max_message,
-        type_tag: 0,
         participants,
-    })
+    )?)
 }
 
 fn ring_of(region: &Region) -> Result<Ring, Error> {
@@ -75,7 +56,7 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
         reason: "an MPMC queue needs a participant table".into(),
     })?;
     // SAFETY: the layout was validated against the mapping when the region
-    // was made or attached (`Layout::validate` with `mpmc::validate_layout`),
+    // was made or attached (`Layout::validate` with `layout::mpmc::validate`),
     // so the control block lies inside it.
     let control = unsafe { region.offset_ptr(layout.data_offset) }.cast::<Control>();
     // SAFETY: likewise, the slots follow the control block in the mapping.
@@ -91,7 +72,7 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
 
 fn attach_error(region: &Region, e: AttachError) -> Error {
     match e {
-        AttachError::Register(e) => register_error(region, e),
+        AttachError::Register(e) => Error::register(e, region.layout().participants),
         AttachError::IndexTooLarge => Error::TooManyParticipants { slots: MAX_HOLDER },
     }
 }

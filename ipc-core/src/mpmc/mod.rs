@@ -4,8 +4,10 @@
 //!
 //! # Layout
 //! After the region header and the participant table: a control block of
-//! eight 128-byte lines (`tail`, `head`, the recovery counters, and lines
-//! reserved for waiting), then `capacity` slots (a power of two). A slot is
+//! eight 128-byte lines (`tail`, `head`, the two recovery counters, the two
+//! wait signals, the lifecycle word and a reserved line: [`CONTROL_SIZE`]
+//! bytes, laid out in `layout/mpmc.rs`), then `capacity` slots (a power of
+//! two). A slot is
 //! a *stamp* word, a length word, and `max_message` bytes of payload
 //! (rounded up to 8): see [`slot_stride`].
 //!
@@ -114,6 +116,10 @@ use core::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::layout::mpmc::SLOT_HEADER;
+pub use crate::layout::mpmc::{
+    check_geometry, slot_stride, CONTROL_SIZE, MAX_CAPACITY, MAX_MESSAGE, MIN_CAPACITY,
+};
 use crate::participants::{Identity, Member, Members, RegisterError, Role};
 pub use crate::ring::{Corruption, RecvError, SendError};
 use crate::ring::{Lifecycle, Line, Presence};
@@ -129,55 +135,6 @@ pub use attach::{channel, layout, layout_with_participants, PARTICIPANTS};
 mod loom_models;
 #[cfg(all(test, not(ipc_core_loom)))]
 mod tests;
-
-/// Fewest slots a queue may have.
-pub const MIN_CAPACITY: u64 = 2;
-/// Most slots a queue may have.
-pub const MAX_CAPACITY: u64 = 1 << 32;
-/// Largest `max_message` (the length word holds it; a slot of this size is
-/// already 4 GiB).
-pub const MAX_MESSAGE: u64 = u32::MAX as u64 & !(WORD as u64 - 1);
-/// Bytes of the control block in front of the slots.
-pub const CONTROL_SIZE: u64 = core::mem::size_of::<Control>() as u64;
-
-/// Bytes in front of each slot's payload: the stamp and the length.
-const SLOT_HEADER: u64 = 2 * WORD as u64;
-
-/// Bytes one slot takes for messages of up to `max_message` bytes.
-pub const fn slot_stride(max_message: u64) -> u64 {
-    SLOT_HEADER + max_message.next_multiple_of(WORD as u64)
-}
-
-/// Checks a capacity (in slots) and message limit; the reason when they are
-/// not usable.
-pub fn check_geometry(capacity: u64, max_message: u64) -> Result<(), &'static str> {
-    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-        return Err("capacity must be a power of two between 2 and 2^32 slots");
-    }
-    if max_message > MAX_MESSAGE {
-        return Err("max_message is larger than a slot's length word can say");
-    }
-    match capacity.checked_mul(slot_stride(max_message)) {
-        Some(bytes) if bytes <= isize::MAX as u64 / 2 => Ok(()),
-        _ => Err("capacity times slot size is too large"),
-    }
-}
-
-/// Checks the MPMC part of a region layout.
-#[cfg(not(ipc_core_loom))]
-pub(crate) fn validate_layout(layout: &crate::Layout) -> Result<(), &'static str> {
-    check_geometry(layout.capacity, layout.max_message)?;
-    if layout.participants < 2 || layout.participants > MAX_HOLDER {
-        return Err("an MPMC queue needs 2 to 65535 participant slots");
-    }
-    if layout.data_offset != crate::Layout::data_offset_after(layout.participants) {
-        return Err("an MPMC queue starts right after the participant table");
-    }
-    if layout.data_size != CONTROL_SIZE + layout.capacity * slot_stride(layout.max_message) {
-        return Err("an MPMC queue's data area is its control block plus its slots");
-    }
-    Ok(())
-}
 
 /// How many times an operation retries against shared words that keep
 /// changing before it reports corruption. Legitimate contention between
@@ -215,12 +172,20 @@ pub(crate) struct Control {
     reserved: Line,
 }
 
+// The layout's geometry, which other processes rely on (loom's atomics are
+// larger, so not under loom).
 #[cfg(not(ipc_core_loom))]
 const _: () = {
-    assert!(core::mem::size_of::<Control>() == 1024);
-    assert!(core::mem::offset_of!(Control, head) == 128);
-    assert!(core::mem::offset_of!(Control, data) == 512);
-    assert!(core::mem::offset_of!(Control, lifecycle) == 768);
+    use crate::layout::mpmc::control;
+    use core::mem::offset_of;
+    assert!(core::mem::size_of::<Control>() as u64 == CONTROL_SIZE);
+    assert!(offset_of!(Control, tail) == 0);
+    assert!(offset_of!(Control, head) == control::HEAD);
+    assert!(offset_of!(Control, skipped) == control::SKIPPED);
+    assert!(offset_of!(Control, lost) == control::LOST);
+    assert!(offset_of!(Control, data) == control::DATA);
+    assert!(offset_of!(Control, space) == control::SPACE);
+    assert!(offset_of!(Control, lifecycle) == control::LIFECYCLE);
 };
 
 impl Control {
@@ -266,6 +231,7 @@ const LAP_MASK: u64 = u64::MAX >> LAP_SHIFT;
 const HOLDER_MASK: u64 = (1 << STATE_SHIFT) - 1;
 /// Largest participant index + 1 a stamp can hold.
 pub(crate) const MAX_HOLDER: u64 = HOLDER_MASK;
+const _: () = assert!(MAX_HOLDER == crate::layout::mpmc::MAX_PARTICIPANTS);
 
 /// A decoded stamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

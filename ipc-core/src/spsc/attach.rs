@@ -3,37 +3,22 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::{check_geometry, AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE};
+use super::{AttachError, Consumer, Control, Producer, Ring, CONTROL_SIZE};
 use crate::layout::{Kind, Layout};
-use crate::participants::{Identity, RegisterError};
+use crate::participants::Identity;
 use crate::sync::Bytes;
 use crate::{Error, Region};
 
-/// Participant slots of an SPSC ring: the producer and the consumer, and
-/// room for dead ones not yet reaped and for attaches in flight.
-pub const PARTICIPANTS: u64 = 16;
+pub use crate::layout::spsc::PARTICIPANTS;
 
 /// The layout of an SPSC ring of `capacity` bytes (a power of two) carrying
 /// messages of up to `max_message` bytes (at most [`super::max_message_for`]
 /// the capacity). Pass it to [`crate::RegionOptions::layout`].
 ///
-/// Memory footprint: `256 (header) + 1024 (participant table) + 512
-/// (control) + capacity`, rounded up to the page size.
+/// Memory footprint: `256 (header) + 1024 (participant table) + 1024
+/// (control block) + capacity`, rounded up to the page size.
 pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
-    check_geometry(capacity, max_message).map_err(|reason| Error::InvalidSize {
-        requested: capacity,
-        reason,
-    })?;
-    Ok(Layout {
-        kind: Kind::Spsc,
-        total_size: 0,
-        data_offset: Layout::data_offset_after(PARTICIPANTS),
-        data_size: CONTROL_SIZE + capacity,
-        capacity,
-        max_message,
-        type_tag: 0,
-        participants: PARTICIPANTS,
-    })
+    Ok(crate::layout::spsc::layout(capacity, max_message)?)
 }
 
 /// The layout of the smallest SPSC ring that holds `messages` messages of
@@ -56,31 +41,12 @@ pub fn layout(capacity: u64, max_message: u64) -> Result<Layout, Error> {
 /// # Errors
 /// [`Error::InvalidSize`] when no ring up to [`super::MAX_CAPACITY`] fits.
 pub fn layout_for(max_message: u64, messages: u64) -> Result<Layout, Error> {
-    if max_message > super::max_message_for(super::MAX_CAPACITY) {
-        return Err(too_large(messages));
-    }
-    let record = super::record_size(max_message);
-    // Every record, the padding a wrap can waste (less than one record), and
-    // the zeroed header word after the last record.
-    let needed = messages
-        .checked_mul(record)
-        .and_then(|bytes| bytes.checked_add(record + super::HEADER))
-        .ok_or_else(|| too_large(messages))?;
-    // A message's record may take at most half the ring.
-    let capacity = needed
-        .max(2 * (max_message + super::HEADER))
-        .max(super::MIN_CAPACITY)
-        .checked_next_power_of_two()
-        .filter(|&capacity| capacity <= super::MAX_CAPACITY)
-        .ok_or_else(|| too_large(messages))?;
+    let capacity =
+        crate::layout::spsc::capacity_for(max_message, messages).ok_or(Error::InvalidSize {
+            requested: messages,
+            reason: "no ring is large enough for that many messages of that size",
+        })?;
     layout(capacity, max_message)
-}
-
-fn too_large(messages: u64) -> Error {
-    Error::InvalidSize {
-        requested: messages,
-        reason: "no ring is large enough for that many messages of that size",
-    }
 }
 
 fn ring_of(region: &Region) -> Result<Ring, Error> {
@@ -98,7 +64,7 @@ fn ring_of(region: &Region) -> Result<Ring, Error> {
     crate::wait::barrier::prepare();
     // SAFETY: the layout was validated against the mapping when the region
     // was made or attached (`Layout::validate`, with
-    // `spsc::validate_layout`), so the control block lies inside it.
+    // `layout::spsc::validate`), so the control block lies inside it.
     let control = unsafe { region.offset_ptr(layout.data_offset) }.cast::<Control>();
     // SAFETY: likewise, the buffer follows the control block inside the
     // mapping.
@@ -126,17 +92,7 @@ fn attach_error(region: &Region, role: &'static str, e: AttachError) -> Error {
                 .unwrap_or(0),
         },
         AttachError::Corrupted(c) => Error::Corrupted(c),
-        AttachError::Register(e) => register_error(region, e),
-    }
-}
-
-/// Why registering in a region's participant table failed, as an [`Error`].
-pub(crate) fn register_error(region: &Region, e: RegisterError) -> Error {
-    match e {
-        RegisterError::Full => Error::TooManyParticipants {
-            slots: region.layout().participants,
-        },
-        RegisterError::Lock(errno) => Error::os("fcntl(F_OFD_SETLK)", errno),
+        AttachError::Register(e) => Error::register(e, region.layout().participants),
     }
 }
 

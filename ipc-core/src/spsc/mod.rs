@@ -2,13 +2,15 @@
 //! messages, in a region or (under loom) on the heap.
 //!
 //! # Layout
-//! The region's data area holds a control block of four 128-byte lines
-//! (`tail`, `head`, producer claim, consumer claim) and then `capacity` bytes
-//! of records. A record is an 8-byte header (`marker << 32 | len`) followed by
-//! the payload padded to 8 bytes. A message that would cross the end of the
-//! buffer is preceded by a padding record that runs to the end, so no message
-//! is ever split. Because a message's record is at most half the capacity, a
-//! padded message always fits once the ring drains.
+//! The region's data area holds a control block of eight 128-byte lines
+//! (`tail`, `head`, producer claim, consumer claim, the two wait signals,
+//! the lifecycle word and a reserved line: [`CONTROL_SIZE`] bytes, laid out
+//! in `layout/spsc.rs`) and then `capacity` bytes of records. A record is an
+//! 8-byte header (`marker << 32 | len`) followed by the payload padded to 8
+//! bytes. A message that would cross the end of the buffer is preceded by a
+//! padding record that runs to the end, so no message is ever split. Because
+//! a message's record is at most half the capacity, a padded message always
+//! fits once the ring drains.
 //!
 //! # Protocol
 //! Positions are byte counts that only grow; the offset of a position is
@@ -62,6 +64,10 @@ use core::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::layout::spsc::HEADER;
+pub use crate::layout::spsc::{
+    check_geometry, max_message_for, record_size, CONTROL_SIZE, MAX_CAPACITY, MIN_CAPACITY,
+};
 use crate::participants::{Identity, Member, Members, Reaping, RegisterError, Role, Token};
 pub use crate::ring::{Corruption, RecvError, SendError};
 use crate::ring::{Lifecycle, Line, Presence};
@@ -71,8 +77,6 @@ use crate::wait::{deadline_after, Condition, Lane, Mark, Paused, Signal, Wait, W
 #[cfg(not(ipc_core_loom))]
 mod attach;
 #[cfg(not(ipc_core_loom))]
-pub(crate) use attach::register_error;
-#[cfg(not(ipc_core_loom))]
 pub use attach::{channel, layout, layout_for, PARTICIPANTS};
 
 #[cfg(all(test, ipc_core_loom))]
@@ -80,65 +84,8 @@ mod loom_models;
 #[cfg(all(test, not(ipc_core_loom)))]
 mod tests;
 
-/// Smallest capacity in bytes.
-pub const MIN_CAPACITY: u64 = 32;
-/// Largest capacity in bytes (1 TiB).
-pub const MAX_CAPACITY: u64 = 1 << 40;
-/// Bytes of the control block in front of the buffer.
-pub const CONTROL_SIZE: u64 = core::mem::size_of::<Control>() as u64;
-
-const HEADER: u64 = WORD as u64;
 const MSG_MARKER: u64 = u32::from_le_bytes(*b"MSG!") as u64;
 const PAD_MARKER: u64 = u32::from_le_bytes(*b"PAD!") as u64;
-
-/// Bytes a record of a `len`-byte message takes: header plus padded payload.
-#[inline(always)]
-pub const fn record_size(len: u64) -> u64 {
-    HEADER + len.next_multiple_of(HEADER)
-}
-
-/// The largest message a ring of `capacity` bytes accepts: its record must
-/// fit in half the buffer (so a padded message, plus the next record's header
-/// word, always fits an empty ring) and its length in the 32-bit header field.
-/// 0 for capacities too small to hold any record.
-pub const fn max_message_for(capacity: u64) -> u64 {
-    let max = (capacity / 2).saturating_sub(HEADER);
-    if max > u32::MAX as u64 {
-        u32::MAX as u64 & !(HEADER - 1)
-    } else {
-        max
-    }
-}
-
-/// Checks a capacity and message limit; the reason when they are not usable.
-pub fn check_geometry(capacity: u64, max_message: u64) -> Result<(), &'static str> {
-    if !capacity.is_power_of_two() {
-        return Err("capacity must be a power of two");
-    }
-    if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-        return Err("capacity must be between 32 bytes and 1 TiB");
-    }
-    if max_message > max_message_for(capacity) {
-        return Err("a message's record may take at most half the capacity");
-    }
-    Ok(())
-}
-
-/// Checks the SPSC part of a region layout.
-#[cfg(not(ipc_core_loom))]
-pub(crate) fn validate_layout(layout: &crate::Layout) -> Result<(), &'static str> {
-    check_geometry(layout.capacity, layout.max_message)?;
-    if layout.participants < 2 {
-        return Err("an SPSC ring needs participant slots for both sides");
-    }
-    if layout.data_offset != crate::Layout::data_offset_after(layout.participants) {
-        return Err("an SPSC ring starts right after the participant table");
-    }
-    if layout.data_size != CONTROL_SIZE + layout.capacity {
-        return Err("an SPSC ring's data area is its control block plus its capacity");
-    }
-    Ok(())
-}
 
 /// The ring's shared control block, right after the region header.
 #[repr(C)]
@@ -162,14 +109,20 @@ pub(crate) struct Control {
     reserved: Line,
 }
 
+// The layout's geometry, which other processes rely on (loom's atomics are
+// larger, so not under loom).
 #[cfg(not(ipc_core_loom))]
 const _: () = {
-    assert!(core::mem::size_of::<Control>() == 1024);
-    assert!(core::mem::offset_of!(Control, head) == 128);
-    assert!(core::mem::offset_of!(Control, producer) == 256);
-    assert!(core::mem::offset_of!(Control, consumer) == 384);
-    assert!(core::mem::offset_of!(Control, data) == 512);
-    assert!(core::mem::offset_of!(Control, lifecycle) == 768);
+    use crate::layout::spsc::control;
+    use core::mem::offset_of;
+    assert!(core::mem::size_of::<Control>() as u64 == CONTROL_SIZE);
+    assert!(offset_of!(Control, tail) == 0);
+    assert!(offset_of!(Control, head) == control::HEAD);
+    assert!(offset_of!(Control, producer) == control::PRODUCER);
+    assert!(offset_of!(Control, consumer) == control::CONSUMER);
+    assert!(offset_of!(Control, data) == control::DATA);
+    assert!(offset_of!(Control, space) == control::SPACE);
+    assert!(offset_of!(Control, lifecycle) == control::LIFECYCLE);
 };
 
 impl Control {
