@@ -198,6 +198,17 @@ impl Lifecycle {
     }
 }
 
+impl Lifecycle {
+    /// [`Presence::peers_gone`] read afresh, with no cache: one load and a
+    /// scan of the table (no syscall), for `is_disconnected` reports.
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn peers_gone_now(&self, members: &Members, peers: Role) -> bool {
+        // Acquire: pairs with the Release in `Lifecycle::changed`, as in
+        // `Presence::peers_gone`.
+        self.0.load(Ordering::Acquire) & ever_bit(peers) != 0 && !members.table.has_entry(peers)
+    }
+}
+
 impl Presence {
     /// The lifecycle word when last checked.
     pub(crate) fn seen(&self) -> u64 {

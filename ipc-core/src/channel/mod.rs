@@ -171,7 +171,7 @@ pub use codec::Pod;
 #[cfg(feature = "serde")]
 pub use codec::Serde;
 pub use codec::{Bytes, Codec};
-pub use ends::{Grant, Guard, Receiver, Sender};
+pub use ends::{Grant, Guard, Iter, Receiver, Sender, TryIter};
 #[cfg(feature = "pod")]
 pub use ends::{PodGrant, PodGuard};
 pub use errors::{RecvError, SendError, SendFailure};

@@ -392,6 +392,332 @@ fn opening_waits_for_the_creator_up_to_the_timeout() {
     assert_eq!(opener.join().unwrap().unwrap(), RingKind::Mpmc);
 }
 
+// ---------------------------------------------------------------------------
+// What channel users reach for: iterators, len, try_clone, is_disconnected
+
+/// A word of a channel's shared memory, for tests that corrupt it.
+fn shared_word(region: &crate::Region, offset: u64) -> &crate::sync::AtomicU64 {
+    assert!(offset % 8 == 0 && offset + 8 <= region.data_len());
+    // SAFETY: inside the data area, 8-aligned; an atomic may alias memory
+    // the ring handles access.
+    unsafe { &*(region.data_ptr().as_ptr().add(offset as usize) as *const crate::sync::AtomicU64) }
+}
+
+const RELAXED: crate::sync::Ordering = crate::sync::Ordering::Relaxed;
+
+#[test]
+fn iter_yields_every_message_then_ends_when_the_senders_are_gone() {
+    for builder in kinds() {
+        let endpoint = builder.anonymous().unwrap();
+        let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+        // More than the capacity (16): the iterator waits for the rest.
+        let producer = std::thread::spawn(move || {
+            for id in 0..100 {
+                tx.send(order(id)).unwrap();
+            }
+        });
+        let got: Vec<Order> = rx.iter().map(Result::unwrap).collect();
+        assert_eq!(got, (0..100).map(order).collect::<Vec<_>>());
+        producer.join().unwrap();
+        // Ended, and stays so.
+        let mut iter = rx.iter();
+        assert!(iter.next().is_none() && iter.next().is_none());
+    }
+}
+
+#[test]
+fn iterating_bytes_and_pod_channels_on_both_rings() {
+    for mpmc in [false, true] {
+        let pick = |b: Builder<[u8], Bytes>| if mpmc { b.mpmc() } else { b.spsc() };
+        let endpoint = pick(Channel::bytes().capacity(8).max_message(32))
+            .anonymous()
+            .unwrap();
+        let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+        let sent: Vec<Vec<u8>> = (0..6u8).map(|n| vec![n; n as usize * 5]).collect();
+        for msg in &sent {
+            tx.send(msg).unwrap();
+        }
+        drop(tx);
+        let mut got = Vec::new();
+        for msg in &mut rx {
+            got.push(msg.unwrap());
+        }
+        assert_eq!(got, sent, "mpmc: {mpmc}");
+
+        let pod = Channel::pod::<Tick>().capacity(8);
+        let endpoint = if mpmc { pod.mpmc() } else { pod.spsc() }
+            .anonymous()
+            .unwrap();
+        let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+        let tick = |n: u32| Tick {
+            price: n as f64 / 2.0,
+            volume: n as u64,
+            venue: n,
+            flags: !n,
+        };
+        for n in 0..5 {
+            tx.send(tick(n)).unwrap();
+        }
+        let now: Vec<Tick> = rx.try_iter().map(Result::unwrap).collect();
+        assert_eq!(now, (0..5).map(tick).collect::<Vec<_>>(), "mpmc: {mpmc}");
+        drop(tx);
+        assert_eq!(rx.iter().count(), 0);
+    }
+}
+
+#[test]
+fn try_iter_takes_what_is_there_and_ends_at_empty() {
+    for builder in kinds() {
+        let endpoint = builder.anonymous().unwrap();
+        let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+        assert_eq!(rx.try_iter().count(), 0);
+        for id in 0..3 {
+            tx.send(order(id)).unwrap();
+        }
+        let mut iter = rx.try_iter();
+        assert_eq!(iter.next(), Some(Ok(order(0))));
+        tx.send(order(3)).unwrap(); // sent during the iteration: taken too
+        let rest: Vec<Order> = iter.map(Result::unwrap).collect();
+        assert_eq!(rest, [order(1), order(2), order(3)]);
+        // The sender is still there: empty, not disconnected.
+        assert_eq!(rx.try_iter().count(), 0);
+        tx.send(order(4)).unwrap();
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [Ok(order(4))]);
+    }
+}
+
+#[test]
+fn a_message_that_does_not_decode_is_an_err_item_and_the_iteration_goes_on() {
+    for (i, builder) in kinds().into_iter().enumerate() {
+        let name = shm_name(&format!("iter-undecodable-{i}"));
+        let endpoint = builder.create(&name).unwrap();
+        let mut rx = endpoint.receiver().unwrap();
+        // Raw bytes open any channel (one SPSC sender at a time: all raw).
+        let mut raw = Channel::bytes().open(&name).unwrap().sender().unwrap();
+        raw.send(&encode(&order(1))).unwrap();
+        raw.send(&[1, 0xfc, 0xff, 0xff, 0xff, 0x7f]).unwrap();
+        raw.send(&encode(&order(2))).unwrap();
+        drop(raw);
+        let items: Vec<_> = rx.iter().collect();
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert_eq!(items[0], Ok(order(1)));
+        assert!(
+            matches!(items[1], Err(RecvError::Decode { .. })),
+            "{items:?}"
+        );
+        assert_eq!(items[2], Ok(order(2)));
+    }
+    let name = shm_name("iter-pod-size");
+    let endpoint = Channel::pod::<Tick>().create(&name).unwrap();
+    let mut rx = endpoint.receiver().unwrap();
+    let mut raw = Channel::bytes().open(&name).unwrap().sender().unwrap();
+    raw.send(&[7; 5]).unwrap();
+    raw.send(&[0; 24]).unwrap();
+    let items: Vec<_> = rx.try_iter().collect();
+    assert_eq!(
+        items,
+        [
+            Err(RecvError::WrongSize {
+                expected: 24,
+                found: 5
+            }),
+            Ok(bytemuck::Zeroable::zeroed())
+        ]
+    );
+}
+
+#[test]
+fn a_corrupted_length_ends_the_iteration_with_an_err_item_and_no_panic() {
+    // SPSC: the record header of the first message claims 4 GiB.
+    let endpoint = Channel::bytes().spsc().max_message(64).anonymous().unwrap();
+    let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    tx.send(&[1; 8]).unwrap();
+    tx.send(&[2; 8]).unwrap();
+    let msg_marker = u32::from_le_bytes(*b"MSG!") as u64;
+    let header = shared_word(endpoint.region(), crate::spsc::CONTROL_SIZE);
+    assert_eq!(header.load(RELAXED), msg_marker << 32 | 8);
+    header.store(msg_marker << 32 | u32::MAX as u64, RELAXED);
+    let items: Vec<_> = rx.iter().collect(); // would wait forever if it went on
+    assert!(
+        matches!(items[..], [Err(RecvError::Corrupted(_))]),
+        "{items:?}"
+    );
+    assert!(!rx.is_empty());
+
+    // MPMC: slot 0's length word past the largest message.
+    let endpoint = Channel::bytes().mpmc().max_message(64).anonymous().unwrap();
+    let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    tx.send(&[1; 8]).unwrap();
+    tx.send(&[2; 8]).unwrap();
+    shared_word(endpoint.region(), crate::mpmc::CONTROL_SIZE + 8).store(u64::MAX, RELAXED);
+    let items: Vec<_> = rx.try_iter().collect();
+    assert!(
+        matches!(items[..], [Err(RecvError::Corrupted(_))]),
+        "{items:?}"
+    );
+    // The queue steps over the bad slot; a new iteration finds the next.
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [Ok(vec![2; 8])]);
+}
+
+#[test]
+fn len_is_empty_and_is_full_on_an_mpmc_queue() {
+    let endpoint = Channel::bytes()
+        .mpmc()
+        .capacity(4)
+        .max_message(8)
+        .anonymous()
+        .unwrap();
+    let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    assert_eq!((tx.len(), rx.len()), (Some(0), Some(0)));
+    assert!(tx.is_empty() && rx.is_empty());
+    assert_eq!((tx.is_full(), rx.is_full()), (Some(false), Some(false)));
+    for n in 1..=4 {
+        tx.try_send(&[n]).unwrap();
+        assert_eq!((tx.len(), rx.len()), (Some(n as usize), Some(n as usize)));
+    }
+    assert_eq!(tx.try_send(b"x"), Err(SendFailure::Full));
+    assert_eq!((tx.is_full(), rx.is_full()), (Some(true), Some(true)));
+    assert!(!tx.is_empty() && !rx.is_empty());
+    drop(rx.recv().unwrap());
+    assert_eq!((tx.len(), tx.is_full()), (Some(3), Some(false)));
+    assert_eq!(rx.try_iter().count(), 3);
+    assert!(tx.is_empty() && rx.is_empty());
+    assert_eq!(tx.bytes_used(), None);
+}
+
+#[test]
+fn an_spsc_ring_answers_is_empty_and_bytes_used_but_no_count() {
+    let endpoint = Channel::bytes()
+        .spsc()
+        .capacity(4)
+        .max_message(64)
+        .anonymous()
+        .unwrap();
+    let (mut tx, mut rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    assert_eq!(
+        (tx.len(), rx.len(), tx.is_full(), rx.is_full()),
+        (None, None, None, None)
+    );
+    assert!(tx.is_empty() && rx.is_empty());
+    assert_eq!(tx.bytes_used(), Some(0));
+    tx.send(&[1; 5]).unwrap();
+    assert!(!tx.is_empty() && !rx.is_empty());
+    let one = tx.bytes_used().unwrap();
+    assert!(one >= 5, "{one}");
+    tx.send(&[2; 5]).unwrap();
+    assert_eq!(tx.bytes_used(), Some(2 * one));
+    let capacity = endpoint.region().layout().capacity as usize;
+    let mut sent = 2;
+    while tx.try_send(&[3; 64]).is_ok() {
+        sent += 1;
+    }
+    assert!(sent >= 4, "{sent}");
+    assert!(tx.bytes_used().unwrap() <= capacity);
+    assert_eq!(rx.try_iter().count(), sent);
+    assert!(tx.is_empty() && rx.is_empty());
+    assert_eq!(tx.bytes_used(), Some(0));
+}
+
+#[test]
+fn occupancy_read_from_corrupted_positions_is_clamped() {
+    // MPMC: tail far ahead of head, then head ahead of tail.
+    let endpoint = Channel::bytes()
+        .mpmc()
+        .capacity(4)
+        .max_message(8)
+        .anonymous()
+        .unwrap();
+    let (tx, rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    let region = endpoint.region();
+    let head = crate::layout::mpmc::control::HEAD as u64;
+    shared_word(region, 0).store(u64::MAX, RELAXED);
+    assert_eq!((tx.len(), rx.is_full()), (Some(4), Some(true)));
+    shared_word(region, 0).store(0, RELAXED);
+    shared_word(region, head).store(u64::MAX, RELAXED);
+    assert_eq!((tx.len(), rx.len()), (Some(0), Some(0)));
+    assert!(rx.is_empty());
+
+    // SPSC: the consumer's head far from the producer's end.
+    let endpoint = Channel::bytes().spsc().max_message(64).anonymous().unwrap();
+    let mut tx = endpoint.sender().unwrap();
+    tx.send(&[1; 8]).unwrap();
+    let head = shared_word(endpoint.region(), crate::layout::spsc::control::HEAD as u64);
+    head.store(u64::MAX, RELAXED);
+    assert_eq!(tx.bytes_used(), Some(0));
+    head.store(0, RELAXED);
+    assert!(tx.bytes_used().unwrap() <= endpoint.region().layout().capacity as usize);
+}
+
+#[test]
+fn is_disconnected_on_both_ends_of_both_rings() {
+    for builder in kinds() {
+        let endpoint = builder.anonymous().unwrap();
+        let (mut tx, rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+        assert!(!tx.is_disconnected() && !rx.is_disconnected());
+        tx.send(order(1)).unwrap();
+        drop(tx);
+        let mut rx = rx;
+        // Gone, though a message remains to be received.
+        assert!(rx.is_disconnected());
+        assert_eq!(rx.recv(), Ok(order(1)));
+        assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+
+        let endpoint = kinds()[matches!(endpoint.kind(), RingKind::Mpmc) as usize]
+            .anonymous()
+            .unwrap();
+        let (tx, rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+        drop(rx);
+        assert!(tx.is_disconnected());
+    }
+    // Not before any peer attached: nobody has left.
+    let endpoint = Channel::bytes().mpmc().anonymous().unwrap();
+    assert!(!endpoint.sender().unwrap().is_disconnected());
+}
+
+#[test]
+fn try_clone_attaches_another_mpmc_end_and_refuses_a_second_spsc_one() {
+    let endpoint = Channel::serde::<Order>()
+        .mpmc()
+        .capacity(16)
+        .max_message(256)
+        .participants(4)
+        .wait_strategy(WaitStrategy::BusyPoll)
+        .anonymous()
+        .unwrap();
+    let (tx, rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    let mut tx2 = tx.try_clone().unwrap();
+    let mut rx2 = rx.try_clone().unwrap();
+    // The table (4 slots) is full: a third clone is refused, nothing leaks.
+    assert!(matches!(
+        tx.try_clone(),
+        Err(Error::TooManyParticipants { slots: 4 })
+    ));
+    drop(tx);
+    drop(rx);
+    // The clones are ends of their own: the channel stays connected.
+    assert!(!tx2.is_disconnected() && !rx2.is_disconnected());
+    let producer = std::thread::spawn(move || {
+        for id in 0..50 {
+            tx2.send(order(id)).unwrap();
+        }
+    });
+    let got: Vec<Order> = rx2.iter().map(Result::unwrap).collect();
+    assert_eq!(got, (0..50).map(order).collect::<Vec<_>>());
+    producer.join().unwrap();
+
+    let endpoint = Channel::bytes().spsc().anonymous().unwrap();
+    let (tx, rx) = (endpoint.sender().unwrap(), endpoint.receiver().unwrap());
+    let pid = std::process::id();
+    assert!(matches!(
+        tx.try_clone(),
+        Err(Error::AlreadyAttached { role: "producer", pid: p }) if p == pid
+    ));
+    assert!(matches!(
+        rx.try_clone(),
+        Err(Error::AlreadyAttached { role: "consumer", pid: p }) if p == pid
+    ));
+}
+
 #[cfg(feature = "tokio")]
 mod asynchronous {
     use std::sync::mpsc;

@@ -347,6 +347,16 @@ impl Ring {
         unsafe { self.control.as_ref() }
     }
 
+    /// Positions between the head and tail hints, for `len` reports: a
+    /// snapshot, clamped to the capacity (shared values are claims).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn queued(&self) -> usize {
+        // Relaxed: a report; nothing is read or written on its strength.
+        let head = self.control().head.0.load(Ordering::Relaxed);
+        let tail = self.control().tail.0.load(Ordering::Relaxed);
+        tail.saturating_sub(head).min(self.capacity) as usize
+    }
+
     #[inline(always)]
     fn lap(&self, position: u64) -> u64 {
         (position >> self.shift) & LAP_MASK
@@ -693,6 +703,25 @@ impl Producer {
     #[cfg_attr(ipc_core_loom, allow(dead_code))]
     pub(crate) fn clone_with(&self, identity: Identity) -> Result<Producer, AttachError> {
         Producer::attach_ring(self.ring, self.owner.clone(), identity)
+    }
+
+    /// Messages queued, a snapshot (for the channel's `len`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn queued(&self) -> usize {
+        self.ring.queued()
+    }
+
+    /// How this handle waits (for the channel's `try_clone`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    /// Whether every consumer is gone, read afresh (for `is_disconnected`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn peers_gone_now(&self) -> bool {
+        let lifecycle = &self.ring.control().lifecycle;
+        lifecycle.peers_gone_now(&self.ring.members, Role::Consumer)
     }
 
     /// Largest message this queue carries, in bytes.
@@ -1088,6 +1117,25 @@ impl Consumer {
     #[cfg_attr(ipc_core_loom, allow(dead_code))]
     pub(crate) fn clone_with(&self, identity: Identity) -> Result<Consumer, AttachError> {
         Consumer::attach_ring(self.ring, self.owner.clone(), identity)
+    }
+
+    /// Messages queued, a snapshot (for the channel's `len`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn queued(&self) -> usize {
+        self.ring.queued()
+    }
+
+    /// How this handle waits (for the channel's `try_clone`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    /// Whether every producer is gone, read afresh (for `is_disconnected`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn peers_gone_now(&self) -> bool {
+        let lifecycle = &self.ring.control().lifecycle;
+        lifecycle.peers_gone_now(&self.ring.members, Role::Producer)
     }
 
     /// Largest message this queue carries, in bytes.

@@ -504,6 +504,22 @@ impl Producer {
         self.ring.capacity as usize
     }
 
+    /// Bytes between the consumer's `head` and our end, for reports:
+    /// clamped to the capacity (`head` is a claim of shared memory).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn bytes_used(&self) -> usize {
+        // Relaxed: a report; no space is reused on its strength.
+        let head = self.ring.control().head.0.load(Ordering::Relaxed);
+        self.tail.saturating_sub(head).min(self.ring.capacity) as usize
+    }
+
+    /// Whether the consumer is gone, read afresh (for `is_disconnected`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn peers_gone_now(&self) -> bool {
+        let lifecycle = &self.ring.control().lifecycle;
+        lifecycle.peers_gone_now(&self.ring.members, Role::Consumer)
+    }
+
     /// Copies `msg` into the ring and publishes it.
     ///
     /// The copy is made word by word with atomic stores, so it is sound
@@ -1083,6 +1099,20 @@ impl Consumer {
     /// Capacity of the ring's buffer in bytes.
     pub fn capacity(&self) -> usize {
         self.ring.capacity as usize
+    }
+
+    /// Whether a record (or padding, which precedes one) is committed at
+    /// our head: what makes `try_recv` not report `Empty`.
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn has_record(&self) -> bool {
+        self.ring.has_record_at(self.head)
+    }
+
+    /// Whether the producer is gone, read afresh (for `is_disconnected`).
+    #[cfg(not(ipc_core_loom))]
+    pub(crate) fn peers_gone_now(&self) -> bool {
+        let lifecycle = &self.ring.control().lifecycle;
+        lifecycle.peers_gone_now(&self.ring.members, Role::Producer)
     }
 
     /// The next message, read in place; its space is released when the

@@ -15,10 +15,13 @@ use super::errors::SendError;
 use super::errors::{RecvError, SendFailure};
 use crate::ring;
 use crate::wait::deadline_after;
-use crate::{mpmc, spsc};
+use crate::{mpmc, spsc, Error};
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
+mod iter;
+
+pub use iter::{Iter, TryIter};
 
 /// How long a call may wait.
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +78,21 @@ impl Tx {
             Tx::Mpmc(p) => p.max_message(),
         }
     }
+
+    /// Messages queued and slots (MPMC only: an SPSC ring counts bytes).
+    fn occupancy(&self) -> Option<(usize, usize)> {
+        match self {
+            Tx::Spsc(_) => None,
+            Tx::Mpmc(p) => Some((p.queued(), p.capacity())),
+        }
+    }
+
+    fn peers_gone(&self) -> bool {
+        match self {
+            Tx::Spsc(p) => p.peers_gone_now(),
+            Tx::Mpmc(p) => p.peers_gone_now(),
+        }
+    }
 }
 
 impl Rx {
@@ -98,6 +116,21 @@ impl Rx {
             (Rx::Mpmc(c), Block::Never) => c.try_recv_into(buf),
             (Rx::Mpmc(c), Block::Until(t)) => c.recv_into_deadline(buf, t),
             (Rx::Mpmc(c), Block::Forever) => c.recv_into(buf),
+        }
+    }
+
+    /// As [`Tx::occupancy`].
+    fn occupancy(&self) -> Option<(usize, usize)> {
+        match self {
+            Rx::Spsc(_) => None,
+            Rx::Mpmc(c) => Some((c.queued(), c.capacity())),
+        }
+    }
+
+    fn peers_gone(&self) -> bool {
+        match self {
+            Rx::Spsc(c) => c.peers_gone_now(),
+            Rx::Mpmc(c) => c.peers_gone_now(),
         }
     }
 }
@@ -196,11 +229,10 @@ pub struct Sender<T: ?Sized, C> {
 /// `recv_timeout`, `recv_deadline` and `try_recv`.
 pub struct Receiver<T: ?Sized, C> {
     rx: Rx,
-    /// A private copy of the message being decoded (serde channels only;
-    /// allocated once, at the channel's largest message).
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    /// A private copy of the message being decoded or iterated (serde
+    /// receives and byte iterators; allocated once, at the channel's
+    /// largest message).
     scratch: Vec<u8>,
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     max_message: u64,
     _message: PhantomData<fn(&T) -> C>,
 }
@@ -229,6 +261,155 @@ impl<T: ?Sized, C: Codec<T>> Sender<T, C> {
     pub fn max_message(&self) -> usize {
         self.tx.max_message()
     }
+
+    /// Messages in the channel now, on an MPMC queue; `None` on an SPSC
+    /// ring, which holds records of varying size and keeps no count (see
+    /// [`bytes_used`](Self::bytes_used)).
+    ///
+    /// A snapshot that may be stale by the time it returns, read from
+    /// shared memory and clamped to the capacity: a report, not a promise
+    /// that the next `try_send` succeeds. Messages being written or read
+    /// at that moment may be counted or not.
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().mpmc().capacity(4).max_message(16).anonymous()?;
+    /// let (mut tx, _rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// tx.send(b"one")?;
+    /// tx.send(b"two")?;
+    /// assert_eq!(tx.len(), Some(2));
+    /// assert_eq!(tx.is_full(), Some(false));
+    ///
+    /// let spsc = Channel::bytes().spsc().anonymous()?;
+    /// assert_eq!(spsc.sender()?.len(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> Option<usize> {
+        self.tx.occupancy().map(|(queued, _)| queued)
+    }
+
+    /// Whether the channel holds no message now (a snapshot, as for
+    /// [`len`](Self::len)); on an SPSC ring, whether
+    /// [`bytes_used`](Self::bytes_used) is 0.
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().anonymous()?; // SPSC
+    /// let (mut tx, mut rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// assert!(tx.is_empty());
+    /// tx.send(b"x")?;
+    /// assert!(!tx.is_empty());
+    /// drop(rx.recv()?);
+    /// assert!(tx.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        match &self.tx {
+            Tx::Spsc(p) => p.bytes_used() == 0,
+            Tx::Mpmc(p) => p.queued() == 0,
+        }
+    }
+
+    /// Whether every slot of an MPMC queue holds a message now (a
+    /// snapshot, as for [`len`](Self::len)); `None` on an SPSC ring, where
+    /// whether a message fits depends on its size.
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().mpmc().capacity(2).max_message(8).anonymous()?;
+    /// let (mut tx, _rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// while tx.try_send(b"x").is_ok() {}
+    /// assert_eq!(tx.is_full(), Some(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_full(&self) -> Option<bool> {
+        self.tx.occupancy().map(|(queued, slots)| queued >= slots)
+    }
+
+    /// Bytes of the SPSC ring's buffer that hold records not yet released
+    /// by the receiver (headers and padding included), clamped to its
+    /// capacity; `None` on an MPMC queue, which counts messages
+    /// ([`len`](Self::len)).
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().spsc().anonymous()?;
+    /// let mut tx = endpoint.sender()?;
+    /// assert_eq!(tx.bytes_used(), Some(0));
+    /// tx.send(b"hello")?;
+    /// assert!(tx.bytes_used() >= Some(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bytes_used(&self) -> Option<usize> {
+        match &self.tx {
+            Tx::Spsc(p) => Some(p.bytes_used()),
+            Tx::Mpmc(_) => None,
+        }
+    }
+
+    /// Whether every receiver that was attached is gone, so a send would
+    /// fail with [`SendFailure::Disconnected`]. No syscall: one shared load
+    /// and a scan of the participant table. A receiver that died is gone
+    /// once it is reaped (a waiting call does that).
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().anonymous()?;
+    /// let (tx, rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// assert!(!tx.is_disconnected());
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        self.tx.peers_gone()
+    }
+
+    /// Another sender of the same MPMC queue, in this process: a
+    /// participant of its own, waiting as this one does.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyAttached`] on an SPSC ring, whose one producer is
+    /// this sender; [`Error::TooManyParticipants`] when the MPMC table is
+    /// full.
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().mpmc().anonymous()?;
+    /// let (tx, mut rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// let mut other = tx.try_clone()?;
+    /// std::thread::spawn(move || other.send(b"from a thread")).join().unwrap()?;
+    /// assert_eq!(&*rx.recv()?, b"from a thread");
+    ///
+    /// let spsc = Channel::bytes().spsc().anonymous()?;
+    /// assert!(spsc.sender()?.try_clone().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_clone(&self) -> Result<Self, Error> {
+        match &self.tx {
+            Tx::Spsc(_) => Err(Error::AlreadyAttached {
+                role: "producer",
+                pid: std::process::id(),
+            }),
+            Tx::Mpmc(p) => {
+                let mut clone = p.try_clone()?;
+                clone.set_wait_strategy(p.strategy());
+                Ok(Sender::new(Tx::Mpmc(clone)))
+            }
+        }
+    }
 }
 
 impl<T: ?Sized, C: Codec<T>> Receiver<T, C> {
@@ -238,6 +419,118 @@ impl<T: ?Sized, C: Codec<T>> Receiver<T, C> {
             scratch: Vec::new(),
             max_message,
             _message: PhantomData,
+        }
+    }
+
+    /// Messages in the channel now, on an MPMC queue; `None` on an SPSC
+    /// ring (see [`Sender::len`]: the same snapshot, from this side).
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().mpmc().capacity(4).max_message(16).anonymous()?;
+    /// let (mut tx, mut rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// tx.send(b"one")?;
+    /// assert_eq!(rx.len(), Some(1));
+    /// drop(rx.recv()?);
+    /// assert_eq!(rx.len(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> Option<usize> {
+        self.rx.occupancy().map(|(queued, _)| queued)
+    }
+
+    /// Whether there is no message to receive now (a snapshot). On an SPSC
+    /// ring it asks what `try_recv` asks first, whether a record is
+    /// committed at this receiver's position, so `false` means the next
+    /// `try_recv` does not report `Empty`.
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().anonymous()?; // SPSC
+    /// let (mut tx, rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// assert!(rx.is_empty());
+    /// tx.send(b"x")?;
+    /// assert!(!rx.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        match &self.rx {
+            Rx::Spsc(c) => !c.has_record(),
+            Rx::Mpmc(c) => c.queued() == 0,
+        }
+    }
+
+    /// Whether every slot of an MPMC queue holds a message now; `None` on
+    /// an SPSC ring (see [`Sender::is_full`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().mpmc().capacity(2).max_message(8).anonymous()?;
+    /// let (mut tx, rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// assert_eq!(rx.is_full(), Some(false));
+    /// while tx.try_send(b"x").is_ok() {}
+    /// assert_eq!(rx.is_full(), Some(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_full(&self) -> Option<bool> {
+        self.rx.occupancy().map(|(queued, slots)| queued >= slots)
+    }
+
+    /// Whether every sender that was attached is gone (messages may still
+    /// be waiting: a receive reports `Disconnected` only once they are
+    /// taken). No syscall; a sender that died is gone once it is reaped.
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().anonymous()?;
+    /// let (mut tx, mut rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// tx.send(b"last")?;
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// assert_eq!(&*rx.recv()?, b"last");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        self.rx.peers_gone()
+    }
+
+    /// Another receiver of the same MPMC queue, in this process (each
+    /// message goes to one of them); see [`Sender::try_clone`].
+    ///
+    /// # Errors
+    /// [`Error::AlreadyAttached`] on an SPSC ring;
+    /// [`Error::TooManyParticipants`] when the MPMC table is full.
+    ///
+    /// # Examples
+    /// ```
+    /// use ipc_core::channel::Channel;
+    ///
+    /// let endpoint = Channel::bytes().mpmc().anonymous()?;
+    /// let (mut tx, rx) = (endpoint.sender()?, endpoint.receiver()?);
+    /// let mut other = rx.try_clone()?;
+    /// tx.send(b"to either")?;
+    /// assert_eq!(&*other.recv()?, b"to either");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_clone(&self) -> Result<Self, Error> {
+        match &self.rx {
+            Rx::Spsc(_) => Err(Error::AlreadyAttached {
+                role: "consumer",
+                pid: std::process::id(),
+            }),
+            Rx::Mpmc(c) => {
+                let mut clone = c.try_clone()?;
+                clone.set_wait_strategy(c.strategy());
+                Ok(Receiver::new(Rx::Mpmc(clone), self.max_message))
+            }
         }
     }
 }
