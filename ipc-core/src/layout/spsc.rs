@@ -39,6 +39,9 @@ pub const PARTICIPANTS: u64 = 16;
 /// Offsets of the control block's lines (see the table above), which the
 /// ring's `Control` is checked against.
 #[cfg(not(ipc_core_loom))]
+// Used only by the ring's compile-time checks, which Rust 1.85 (the MSRV)
+// does not count as uses.
+#[allow(dead_code)]
 pub(crate) mod control {
     pub(crate) const HEAD: usize = 128;
     pub(crate) const PRODUCER: usize = 256;
