@@ -20,10 +20,10 @@
 //! before ours (Rust's own, for stack overflows), or kills the process as it
 //! would have. So does one that another process sent (`kill`, `sigqueue`:
 //! `si_code` <= 0), whatever address it names: only a fault the kernel
-//! raised poisons a region, and a sent one leaves the guard in place. A handler installed later by other code, without chaining to
-//! ours, disables the guard. Everything the handler does is
-//! async-signal-safe: atomic loads and stores on a static table, `mmap`,
-//! `sigaction`.
+//! raised poisons a region, and a sent one leaves the guard in place. A
+//! handler installed later by other code, without chaining to ours,
+//! disables the guard. Everything the handler does is async-signal-safe:
+//! atomic loads and stores on a static table, `mmap`, `sigaction`, `raise`.
 
 use std::ptr::NonNull;
 use std::sync::OnceLock;
